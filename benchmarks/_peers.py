@@ -1,0 +1,137 @@
+"""Peer simulators for the benchmarks: GillesPy2's compiled C++ SSA (``SSACSolver``).
+
+Models are described once, in a neutral :class:`ModelSpec`, and built from it for
+both ``grn`` and GillesPy2, so both codes simulate the same reactions with the same
+propensity formulas. GillesPy2 gets every propensity as a custom propensity string
+(no mass-action shortcuts), which its C++ build turns into plain expressions.
+
+GillesPy2 needs ``g++`` and ``scons`` to build its C++ solvers; ``scons`` comes from
+pip, so :func:`ensure_scons_on_path` puts this interpreter's ``bin`` directory on
+``PATH`` before anything is built.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# A grn propensity: (state dict, params dict, inputs) -> rate. ``None`` means
+# ``grn.mass_action(rate_param)``.
+GrnPropensity = Callable[[Any, Any, Any], Any] | None
+
+
+@dataclass(frozen=True)
+class ReactionSpec:
+    name: str
+    reactants: dict[str, int]
+    products: dict[str, int]
+    # Propensity as a GillesPy2 custom propensity string (C++-translatable Python).
+    propensity: str
+    # The same propensity for grn: a callable, or None for mass action at ``rate_param``.
+    grn_propensity: GrnPropensity = None
+    rate_param: str | None = None
+
+    @property
+    def equation(self) -> str:
+        """grn reaction string, e.g. ``"m1 -> m1 + p1"`` or ``"-> U"``."""
+
+        def side(d: dict[str, int]) -> str:
+            return " + ".join(s if k == 1 else f"{k} {s}" for s, k in d.items())
+
+        lhs, rhs = side(self.reactants), side(self.products)
+        return f"{lhs} -> {rhs}".strip()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    species: list[str]
+    params: dict[str, float]
+    x0: dict[str, int]
+    t_end: float
+    reactions: list[ReactionSpec] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- GillesPy2
+
+
+def ensure_scons_on_path() -> None:
+    """Put the running interpreter's ``bin`` dir (where pip puts ``scons``) on PATH."""
+    bindir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if bindir not in path.split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + path
+
+
+def gillespy2_version() -> str | None:
+    try:
+        import gillespy2
+    except ImportError:
+        return None
+    return getattr(gillespy2, "__version__", "unknown")
+
+
+def gillespy2_model(spec: ModelSpec, ts: np.ndarray):
+    """Build a ``gillespy2.Model`` from ``spec`` with custom propensities everywhere."""
+    import gillespy2
+
+    model = gillespy2.Model(name=spec.name)
+    model.add_species(
+        [
+            gillespy2.Species(name=s, initial_value=int(spec.x0.get(s, 0)), mode="discrete")
+            for s in spec.species
+        ]
+    )
+    model.add_parameter(
+        [gillespy2.Parameter(name=k, expression=float(v)) for k, v in spec.params.items()]
+    )
+    model.add_reaction(
+        [
+            gillespy2.Reaction(
+                name=r.name,
+                reactants=dict(r.reactants),
+                products=dict(r.products),
+                propensity_function=r.propensity,
+            )
+            for r in spec.reactions
+        ]
+    )
+    model.timespan(np.asarray(ts, dtype=np.float64))
+    return model
+
+
+class GillesPy2SSA:
+    """GillesPy2 ``SSACSolver`` for one model: built (compiled) once, then run repeatedly."""
+
+    def __init__(self, spec: ModelSpec, ts: np.ndarray):
+        ensure_scons_on_path()
+        import gillespy2
+
+        self.spec = spec
+        self.model = gillespy2_model(spec, ts)
+        t0 = time.perf_counter()
+        # The constructor generates the C++ template and compiles the executable
+        # (the first build ever in this user account also builds GillesPy2's object cache).
+        self.solver = gillespy2.SSACSolver(model=self.model)
+        self.compile_s = time.perf_counter() - t0
+
+    def run(self, n_traj: int, seed: int) -> tuple[np.ndarray, float]:
+        """Run ``n_traj`` trajectories; returns (ys of shape (n_traj, n_times, n_species), wall s).
+
+        The wall time covers ``model.run`` end to end: the C++ executable plus GillesPy2's
+        decoding of its output into numpy arrays, i.e. what a user of the library waits for.
+        """
+        t0 = time.perf_counter()
+        results = self.model.run(solver=self.solver, number_of_trajectories=n_traj, seed=seed)
+        wall = time.perf_counter() - t0
+        trajs = list(results)  # gillespy2.Results is a list of Trajectory dicts
+        ys = np.stack(
+            [np.stack([np.asarray(tr[s]) for s in self.spec.species], axis=-1) for tr in trajs]
+        )
+        return ys, wall

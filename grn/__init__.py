@@ -1,0 +1,16 @@
+"""grn: differentiable, GPU-ready stochastic simulation of gene-regulatory networks in JAX."""
+
+from . import models as models
+from ._network import Network as Network, Reaction as Reaction
+from ._rate_laws import (
+    AbstractRateLaw as AbstractRateLaw,
+    hill_activation as hill_activation,
+    hill_repression as hill_repression,
+    mass_action as mass_action,
+)
+from ._schedule import Schedule as Schedule
+from ._simulate import simulate as simulate
+from ._solution import RESULTS as RESULTS, Solution as Solution
+from ._solvers import ODE as ODE, SSA as SSA, AbstractSolver as AbstractSolver
+
+__version__ = "0.1.0"

@@ -1,0 +1,280 @@
+"""Reaction networks: species, reactions with rate laws, default parameters, inputs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from ._rate_laws import AbstractRateLaw, _as_law
+
+_TERM = re.compile(r"^\s*(?:(\d+)\s*\*?\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*$")
+_EMPTY = {"", "0", "∅", "None", "none"}
+
+
+def _parse_side(side: str, equation: str) -> tuple[tuple[str, int], ...]:
+    side = side.strip()
+    if side in _EMPTY:
+        return ()
+    counts: dict[str, int] = {}
+    for term in side.split("+"):
+        match = _TERM.match(term)
+        if match is None:
+            raise ValueError(
+                f"malformed term {term.strip()!r} in reaction {equation!r}: write terms as "
+                f"'SPECIES' or 'N SPECIES' joined by '+', e.g. '2 P -> P2'"
+            )
+        coeff = int(match.group(1)) if match.group(1) is not None else 1
+        if coeff == 0:
+            raise ValueError(f"zero coefficient for {match.group(2)!r} in reaction {equation!r}")
+        counts[match.group(2)] = counts.get(match.group(2), 0) + coeff
+    return tuple(counts.items())
+
+
+class Reaction(eqx.Module):
+    """One reaction: ``Reaction("2 P -> P2", grn.mass_action("k1"))``.
+
+    ``equation`` lists reactants and products as ``N SPECIES`` joined by ``+``, either side may be
+    empty (``"-> M"``, ``"M ->"``). ``rate`` is a grn rate law, or a plain callable
+    ``(x, p, u) -> propensity`` over name -> value mappings.
+    """
+
+    equation: str = eqx.field(static=True)
+    rate: AbstractRateLaw = eqx.field(static=True)
+    name: str | None = eqx.field(static=True)
+    reactants: tuple[tuple[str, int], ...] = eqx.field(static=True)
+    products: tuple[tuple[str, int], ...] = eqx.field(static=True)
+
+    def __init__(self, equation: str, rate, name: str | None = None):
+        if not isinstance(equation, str):
+            raise TypeError(f"a reaction equation must be a string like 'A + B -> C', got {equation!r}")
+        if "<->" in equation or "<=>" in equation:
+            raise ValueError(
+                f"reversible reaction {equation!r}: write the forward and backward reactions apart"
+            )
+        if equation.count("->") != 1:
+            raise ValueError(f"malformed reaction {equation!r}: expected exactly one '->'")
+        left, right = equation.split("->")
+        self.equation = equation.strip()
+        self.reactants = _parse_side(left, equation)
+        self.products = _parse_side(right, equation)
+        self.rate = _as_law(rate)
+        self.name = name
+
+    @property
+    def label(self) -> str:
+        return f"{self.name!r} ({self.equation})" if self.name else repr(self.equation)
+
+
+class _UnknownName(KeyError):
+    def __init__(self, kind: str, name: str, known: Sequence[str]):
+        super().__init__(name)
+        self.kind, self.name, self.known = kind, name, list(known)
+
+    def __str__(self):
+        return f"unknown {self.kind} {self.name!r} (known: {self.known})"
+
+
+class _Probe(Mapping):
+    """A name -> value mapping that reports unknown names, used to validate rate laws."""
+
+    def __init__(self, kind: str, values: Mapping[str, float]):
+        self._kind, self._values = kind, dict(values)
+
+    def __getitem__(self, name):
+        if name not in self._values:
+            raise _UnknownName(self._kind, name, self._values)
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+
+def _check_names(kind: str, names: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(names)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{kind} names must be non-empty strings, got {name!r}")
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate {kind} name {name!r}")
+        seen.add(name)
+    return names
+
+
+def _finite_number(kind: str, name: str, value) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{kind} {name!r} must be a number, got {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{kind} {name!r} must be finite, got {value!r}")
+    if np.any(arr < 0):
+        raise ValueError(f"{kind} {name!r} must be non-negative, got {value!r}")
+    return arr
+
+
+class Network(eqx.Module):
+    """A reaction network: the one place that defines a model for every solver.
+
+    ``species`` are counted molecules; ``reactions`` carry rate laws; ``params`` are default
+    parameter values; ``x0`` default initial counts (missing species start at 0); ``inputs`` name
+    the schedule-driven inputs (levels set by a `grn.Schedule`, 0 when unscheduled). Optional
+    ``growth`` and ``death`` rate laws give the per-cell fate rates ``g(x, p, u)`` and ``h(x, p, u)``
+    whose integral ``log_weight = int (g - h) dt`` every solver returns.
+
+    The network is a pytree whose leaves are the default parameter values and initial state, so
+    new values never recompile a simulation; species, reactions and inputs are static structure.
+    See `grn._rate_laws` for the count (volume) convention shared by all solvers.
+    """
+
+    species: tuple[str, ...] = eqx.field(static=True)
+    reactions: tuple[Reaction, ...] = eqx.field(static=True)
+    inputs: tuple[str, ...] = eqx.field(static=True)
+    growth: AbstractRateLaw | None = eqx.field(static=True)
+    death: AbstractRateLaw | None = eqx.field(static=True)
+    params: dict[str, Any]
+    x0: Any
+
+    def __init__(
+        self,
+        species: Sequence[str],
+        reactions: Sequence[Reaction],
+        params: Mapping[str, float] | None = None,
+        x0: Mapping[str, float] | None = None,
+        inputs: Sequence[str] = (),
+        growth: AbstractRateLaw | Callable | None = None,
+        death: AbstractRateLaw | Callable | None = None,
+    ):
+        if isinstance(species, str) or isinstance(inputs, str):
+            raise TypeError("species and inputs must be sequences of names, not a single string")
+        self.species = _check_names("species", species)
+        self.inputs = _check_names("input", inputs)
+        if not self.species:
+            raise ValueError("a network needs at least one species")
+        reactions = tuple(reactions)
+        for i, reaction in enumerate(reactions):
+            if not isinstance(reaction, Reaction):
+                raise TypeError(f"reaction {i} must be a grn.Reaction, got {reaction!r}")
+            for name, _ in reaction.reactants + reaction.products:
+                if name not in self.species:
+                    raise ValueError(
+                        f"reaction {i} {reaction.label} uses unknown species {name!r} "
+                        f"(species: {list(self.species)})"
+                    )
+        names = [r.name for r in reactions if r.name is not None]
+        _check_names("reaction", names)
+        self.reactions = reactions
+
+        params = dict(params or {})
+        self.params = {str(k): _finite_number("parameter", k, v) for k, v in params.items()}
+        for name, value in self.params.items():
+            if value.ndim:
+                raise ValueError(
+                    f"default parameter {name!r} must be a scalar; pass per-cell values to "
+                    f"grn.simulate(params=...) instead"
+                )
+        x0 = dict(x0 or {})
+        for name in x0:
+            if name not in self.species:
+                raise KeyError(f"x0 names unknown species {name!r} (species: {list(self.species)})")
+        values = [_finite_number("initial count of", s, x0.get(s, 0.0)) for s in self.species]
+        self.x0 = np.stack(values).astype(np.float64)
+        self.growth = None if growth is None else _as_law(growth)
+        self.death = None if death is None else _as_law(death)
+        self._validate_laws()
+
+    def _validate_laws(self):
+        """Evaluate every law once at the defaults, naming any unknown name or bad value."""
+        x = _Probe("species", dict(zip(self.species, self.x0.tolist())))
+        p = _Probe("parameter", {k: float(v) for k, v in self.params.items()})
+        u = _Probe("input", {name: 0.0 for name in self.inputs})
+        laws = [(f"reaction {i} {r.label}", r.rate, r.reactants) for i, r in enumerate(self.reactions)]
+        laws += [(f"{kind} rate", law, ()) for kind, law in (("growth", self.growth),
+                                                             ("death", self.death)) if law]
+        with np.errstate(all="ignore"):
+            for where, law, reactants in laws:
+                try:
+                    value = law(x, p, u, reactants, True)
+                except _UnknownName as err:
+                    raise ValueError(f"{where}: rate law uses {err}") from None
+                value = np.asarray(value, dtype=np.float64)
+                if value.shape != ():
+                    raise ValueError(f"{where}: rate law must return a scalar, got shape {value.shape}")
+                if not np.isfinite(value) or (value < 0 and where.startswith("reaction")):
+                    raise ValueError(
+                        f"{where}: rate is {float(value)} at the default initial state and "
+                        f"parameters; propensities must be finite and non-negative"
+                    )
+
+    # -- structure -------------------------------------------------------------------------
+    @property
+    def n_species(self) -> int:
+        return len(self.species)
+
+    @property
+    def n_reactions(self) -> int:
+        return len(self.reactions)
+
+    def _matrix(self, side: str) -> np.ndarray:
+        m = np.zeros((self.n_reactions, self.n_species), dtype=np.int32)
+        for i, reaction in enumerate(self.reactions):
+            for name, nu in getattr(reaction, side):
+                m[i, self.species.index(name)] += nu
+        return m
+
+    @property
+    def reactant_matrix(self) -> np.ndarray:
+        """(reactions, species) reactant coefficients."""
+        return self._matrix("reactants")
+
+    @property
+    def product_matrix(self) -> np.ndarray:
+        """(reactions, species) product coefficients."""
+        return self._matrix("products")
+
+    @property
+    def stoichiometry(self) -> np.ndarray:
+        """(reactions, species) net change of each species when each reaction fires."""
+        return self.product_matrix - self.reactant_matrix
+
+    # -- evaluation (traced) ---------------------------------------------------------------
+    def _maps(self, x, params, u):
+        xs = {name: x[i] for i, name in enumerate(self.species)}
+        us = {name: u[i] for i, name in enumerate(self.inputs)}
+        return xs, params, us
+
+    def _stack(self, values, dtype):
+        return jnp.stack([jnp.asarray(v, dtype=dtype) for v in values])
+
+    def propensities(self, x, params, u):
+        """Stochastic propensities ``a(x, p, u)``, shape (reactions,)."""
+        xs, ps, us = self._maps(x, params, u)
+        return self._stack([r.rate(xs, ps, us, r.reactants, True) for r in self.reactions], x.dtype)
+
+    def rates(self, x, params, u):
+        """Macroscopic reaction rates (mass action as powers), shape (reactions,)."""
+        xs, ps, us = self._maps(x, params, u)
+        return self._stack([r.rate(xs, ps, us, r.reactants, False) for r in self.reactions], x.dtype)
+
+    def fate_rate(self, x, params, u):
+        """Net growth minus death rate ``g - h`` of one cell (0 without fate laws)."""
+        xs, ps, us = self._maps(x, params, u)
+        rate = jnp.zeros((), x.dtype)
+        if self.growth is not None:
+            rate = rate + self.growth(xs, ps, us)
+        if self.death is not None:
+            rate = rate - self.death(xs, ps, us)
+        return rate
+
+    def __repr__(self):
+        return (f"Network(species={list(self.species)}, reactions={self.n_reactions}, "
+                f"params={list(self.params)}, inputs={list(self.inputs)})")

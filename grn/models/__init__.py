@@ -1,0 +1,22 @@
+"""Built-in networks: small reference models (tests, benchmarks) and, later, the melanoma model."""
+
+from ._reference import (
+    birth_death as birth_death,
+    dimerisation as dimerisation,
+    immigration_death as immigration_death,
+    schlogl as schlogl,
+    telegraph as telegraph,
+    toggle_switch as toggle_switch,
+    vilar_oscillator as vilar_oscillator,
+)
+
+BUILTIN = {
+    "birth_death": birth_death,
+    "immigration_death": immigration_death,
+    "dimerisation": dimerisation,
+    "telegraph": telegraph,
+    "toggle_switch": toggle_switch,
+    "schlogl": schlogl,
+    "vilar_oscillator": vilar_oscillator,
+}
+"""Name -> constructor of every built-in network (the CLI and configs use these names)."""
