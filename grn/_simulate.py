@@ -9,7 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import PartitionSpec
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from ._network import Network
 from ._schedule import Schedule, no_schedule
@@ -129,10 +129,13 @@ def _ensemble(network, solver, cells, common, batch_size, throw):
     if n_devices > 1 and n_cells > 1:
         padded = math.ceil(n_cells / n_devices) * n_devices
         idx = jnp.minimum(jnp.arange(padded), n_cells - 1)
-        local = jax.tree.map(lambda v: v[idx], cells)
-        mesh = jax.make_mesh((n_devices,), ("cells",))
+        mesh = jax.make_mesh((n_devices,), ("cells",), axis_types=(AxisType.Auto,))
         spec = PartitionSpec("cells")
-        out = jax.shard_map(run_local, mesh=mesh, in_specs=(spec,), out_specs=spec)(local)
+        sharding = NamedSharding(mesh, spec)
+        local = jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v[idx], sharding), cells)
+        # Cells are independent: no collectives, so the varying-axes check has nothing to add.
+        out = jax.shard_map(run_local, mesh=mesh, in_specs=(spec,), out_specs=spec,
+                            check_vma=False)(local)
         out = jax.tree.map(lambda v: v[:n_cells], out)
     else:
         out = run_local(cells)

@@ -26,30 +26,40 @@ class SSA(AbstractSolver):
     """
 
     max_events: int = 10_000_000
+    block: int = 64
     stochastic = True
 
     def __check_init__(self):
-        if not isinstance(self.max_events, int) or self.max_events < 1:
-            raise ValueError(f"SSA(max_events=...) must be a positive integer, got {self.max_events!r}")
+        for name in ("max_events", "block"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"SSA({name}=...) must be a positive integer, got {value!r}")
 
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
         dtype = ts.dtype
         nu = jnp.asarray(network.stoichiometry, jnp.int32)
         n_reactions = nu.shape[0]
         n_segments = schedule_times.shape[0]
+        n_times = ts.shape[0]
         exact_limit = 2**24 if dtype == jnp.float32 else 2**31 - 1
 
-        def event(state, t_start, span):
-            x, t, seg, key, n, lw, res, done = state
+        # Each step fires a reaction, crosses a schedule breakpoint or reaches the next output
+        # time, whose state is written in place. Steps run in blocks of fixed length with the
+        # block's random numbers drawn at once: a fixed-length inner loop keeps vmapped cells
+        # from copying their output buffers at every step, and cells wait for the slowest cell
+        # once per simulation rather than once per output interval.
+        def step(state, r):
+            x, k, t, seg, n, lw, res, ys, lws = state
+            active = (k < n_times - 1) & (res == RESULTS.successful) & (n < self.max_events)
+            t_start = ts[k]
+            span = ts[jnp.minimum(k + 1, n_times - 1)] - t_start
             u = schedule_table[seg]
             xf = x.astype(dtype)
             a = network.propensities(xf, params, u)
             cumulative = jnp.cumsum(a)
             a0 = cumulative[-1]
-            key, sub = jax.random.split(key)
-            r = jax.random.uniform(sub, (2,), dtype)
             tau = jnp.where(a0 > 0, -jnp.log1p(-r[0]) / a0, jnp.inf)
-            # Next restart point: the next schedule breakpoint inside this interval, or its end.
+            # Restart points: the next schedule breakpoint inside this interval, or its end.
             nxt = jnp.minimum(seg + 1, n_segments - 1)
             bp = jnp.where(seg + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
             t_cand = t + tau
@@ -72,42 +82,46 @@ class SSA(AbstractSolver):
                     jnp.where(jnp.any(x_new >= exact_limit), RESULTS.count_overflow, res),
                 ),
             )
-            ok = code == RESULTS.successful
-            return (
+            code = jnp.where(active, code, res)
+            ok = active & (code == RESULTS.successful)
+            record = hits_end & ok
+            row = jnp.where(record, k + 1, n_times)  # out of range: the write is dropped
+            ys = ys.at[row].set(xf, mode="drop")
+            lws = lws.at[row].set(lw_new, mode="drop")
+            state = (
                 jnp.where(ok, x_new, x),
-                t_new,
-                seg + hits_bp,
-                key,
+                k + record,
+                jnp.where(record, jnp.zeros_like(t), jnp.where(ok, t_new, t)),
+                seg + (hits_bp & ok),
                 n + (fire & ok),
                 jnp.where(ok, lw_new, lw),
                 code,
-                hits_end,
+                ys,
+                lws,
             )
+            return state
 
-        def interval(carry, k):
-            x, seg, key, n, lw, res = carry
-            t_start, span = ts[k], ts[k + 1] - ts[k]
+        def running(carry):
+            (_, k, _, _, n, _, res, _, _), _ = carry
+            return (k < n_times - 1) & (res == RESULTS.successful) & (n < self.max_events)
 
-            def cond(state):
-                *_, n, _, res, done = state
-                return ~done & (res == RESULTS.successful) & (n < self.max_events)
-
-            state = (x, jnp.zeros((), dtype), seg, key, n, lw, res, jnp.asarray(False))
-            state = jax.lax.while_loop(cond, lambda s: event(s, t_start, span), state)
-            x, _, seg, key, n, lw, res, done = state
-            res = jnp.where(~done & (res == RESULTS.successful), RESULTS.max_events_reached, res)
-            failed = res != RESULTS.successful
-            y = jnp.where(failed, jnp.nan, x.astype(dtype))
-            return (x, seg, key, n, lw, res), (y, jnp.where(failed, jnp.nan, lw))
+        def block(carry):
+            state, key = carry
+            key, sub = jax.random.split(key)
+            r = jax.random.uniform(sub, (self.block, 2), dtype)
+            state = jax.lax.fori_loop(0, self.block, lambda i, st: step(st, r[i]), state)
+            return state, key
 
         x0 = jnp.round(x0).astype(jnp.int32)
+        ys = jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0.astype(dtype))
+        lws = jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0)
         seg0 = jnp.searchsorted(schedule_times, ts[0], side="right") - 1
-        carry = (x0, seg0, key, jnp.zeros((), jnp.int32), jnp.zeros((), dtype),
-                 jnp.asarray(RESULTS.successful, jnp.int32))
-        carry, (ys, lws) = jax.lax.scan(interval, carry, jnp.arange(ts.shape[0] - 1))
-        _, _, _, n, _, res = carry
-        ys = jnp.concatenate([x0.astype(dtype)[None], ys])
-        lws = jnp.concatenate([jnp.zeros((1,), dtype), lws])
+        zero = jnp.zeros((), jnp.int32)
+        state = (x0, zero, jnp.zeros((), dtype), seg0, zero, jnp.zeros((), dtype),
+                 jnp.asarray(RESULTS.successful, jnp.int32), ys, lws)
+        state, _ = jax.lax.while_loop(running, block, (state, key))
+        x, k, _, _, n, _, res, ys, lws = state
+        # Rows not reached stay NaN; a cell that stopped early without an error ran out of events.
+        res = jnp.where((k < n_times - 1) & (res == RESULTS.successful),
+                        RESULTS.max_events_reached, res)
         return ys, lws, n, res
-
-

@@ -1,0 +1,280 @@
+"""The ``grn`` command line: ``grn simulate`` (later ``demo``, ``fit``, ``interventions``, ...).
+
+Every sub-command writes machine-readable results and plots into an output folder. Bad options
+exit with status 2 and a one-line ``grn: error: ...`` message naming the culprit, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+SOLVERS = {
+    "ssa": ("SSA", "exact stochastic simulation (Gillespie's direct method)"),
+    "ode": ("ODE", "deterministic reaction-rate equations (one trajectory)"),
+}
+"""``--solver`` name -> (class name in `grn`, description). Add tau/cle/lna here."""
+
+
+def _solver_class(name: str):
+    import grn
+
+    return getattr(grn, SOLVERS[name][0])
+
+
+class _Fail(Exception):
+    """A user error found by the CLI itself (printed as ``grn: error: ...``, exit code 2)."""
+
+
+# -- option types ------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _points(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"must be at least 2 (output times run from 0 to --t-end), got {text!r}"
+        )
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {text!r}")
+    return value
+
+
+def _param(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"value of {name!r} must be a number, got {value!r} (in {text!r})"
+        ) from None
+    return name, number
+
+
+# -- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from .models import BUILTIN
+
+    parser = argparse.ArgumentParser(
+        prog="grn",
+        description="Stochastic gene-regulatory-network simulation in JAX.",
+        epilog="Run 'grn COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"grn {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="simulate an ensemble of cells of a built-in network",
+        description=(
+            "Simulate N cells of a built-in network from t = 0 to T and write simulation.npz, "
+            "summary.csv, trajectories.png and run.json into the output folder."
+        ),
+    )
+    sim.add_argument("--model", default="telegraph", choices=list(BUILTIN), metavar="NAME",
+                     help=f"built-in network: {', '.join(BUILTIN)} (default: %(default)s)")
+    sim.add_argument("--solver", default="ssa", choices=list(SOLVERS),
+                     help="; ".join(f"{k}: {d}" for k, (_, d) in SOLVERS.items())
+                     + " (default: %(default)s)")
+    sim.add_argument("--cells", type=_positive_int, default=1000, metavar="N",
+                     help="number of cells (default: %(default)s)")
+    sim.add_argument("--t-end", type=_positive_float, default=50.0, metavar="T",
+                     help="final time; output times run from 0 to T (default: %(default)g)")
+    sim.add_argument("--points", type=_points, default=101, metavar="N",
+                     help="number of equally spaced output times (default: %(default)s)")
+    sim.add_argument("--seed", type=_seed, default=0, metavar="S",
+                     help="PRNG seed (default: %(default)s)")
+    sim.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                     help="override a model parameter (repeatable)")
+    sim.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                     help="cells simulated at once (bounds memory; default: about 1/20 of them)")
+    sim.add_argument("--out", type=Path, default=Path("grn-out"), metavar="DIR",
+                     help="output folder, created if needed; its files are overwritten "
+                          "(default: %(default)s)")
+    sim.add_argument("--float64", action="store_true", help="simulate in double precision")
+    sim.set_defaults(func=_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``grn`` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and argparse's own errors (status 2)
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.func(args)
+    except (_Fail, ValueError, KeyError, TypeError) as err:
+        print(f"grn: error: {_message(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"grn: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("grn: interrupted", file=sys.stderr)
+        return 130
+
+
+def _message(err: Exception) -> str:
+    # str(KeyError("text")) is "'text'": show the plain message instead.
+    if type(err) is KeyError and len(err.args) == 1 and isinstance(err.args[0], str):
+        return err.args[0]
+    return str(err)
+
+
+# -- grn simulate ------------------------------------------------------------------------------
+def _simulate(args) -> int:
+    import contextlib
+
+    import jax
+
+    with jax.enable_x64(True) if args.float64 else contextlib.nullcontext():
+        return _simulate_inner(args)
+
+
+def _simulate_inner(args) -> int:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import grn
+
+    from ._plots import ensemble_stats, plot_trajectories
+
+    started = time.perf_counter()
+    network = grn.models.BUILTIN[args.model]()
+    overrides: dict[str, float] = {}
+    for name, value in args.param:
+        if name in overrides:
+            raise _Fail(f"--param {name!r} given more than once")
+        if name not in network.params:
+            raise _Fail(f"--param {name}={value:g}: model {args.model!r} has no parameter "
+                        f"{name!r} (its parameters: {', '.join(network.params)})")
+        overrides[name] = value
+    solver = _solver_class(args.solver)()
+    out = args.out
+    if out.exists() and not out.is_dir():
+        raise _Fail(f"--out {str(out)!r} exists and is not a folder")
+
+    ts = jnp.linspace(0.0, args.t_end, args.points)
+    if not solver.stochastic:
+        print(f"{args.solver}: deterministic, one trajectory (--cells ignored)", file=sys.stderr)
+    t0 = time.perf_counter()
+    sol = grn.simulate(network, ts=ts, key=jax.random.key(args.seed), solver=solver,
+                       n_cells=args.cells, params=overrides or None,
+                       batch_size=args.batch_size, throw=False, progress=True)
+    sol = jax.block_until_ready(sol)
+    sim_seconds = time.perf_counter() - t0
+
+    ts_np = np.asarray(sol.ts)
+    ys = np.asarray(sol.ys)
+    result = np.asarray(sol.result)
+    mean, sd, n_ok = ensemble_stats(ys, result)
+    n_failed = int(ys.shape[0] - n_ok)
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "simulation": out / "simulation.npz",
+        "summary": out / "summary.csv",
+        "plot": out / "trajectories.png",
+        "run": out / "run.json",
+    }
+    np.savez_compressed(
+        files["simulation"], ts=ts_np, ys=ys, log_weight=np.asarray(sol.log_weight),
+        n_events=np.asarray(sol.n_events), result=result, species=np.array(sol.species),
+    )
+    with open(files["summary"], "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["time"] + [f"{s}_{stat}" for s in sol.species for stat in ("mean", "sd")])
+        for k, t in enumerate(ts_np):
+            row = [float(t)]
+            for i in range(len(sol.species)):
+                row += [float(mean[k, i]), float(sd[k, i])]
+            writer.writerow([repr(v) for v in row])
+    plot_trajectories(sol, files["plot"], n_single=5,
+                      title=f"{args.model} — {SOLVERS[args.solver][0]}")
+
+    codes = {grn.RESULTS(int(c)).name: int(n)
+             for c, n in zip(*np.unique(result, return_counts=True))}
+    devices = jax.devices()
+    run = {
+        "command": "simulate",
+        "argv": args.argv,
+        "options": {
+            "model": args.model, "solver": args.solver, "cells": args.cells,
+            "t_end": args.t_end, "points": args.points, "seed": args.seed,
+            "param": {k: v for k, v in overrides.items()}, "batch_size": args.batch_size,
+            "out": str(out), "float64": bool(args.float64),
+        },
+        "params": {k: float(v) for k, v in {**network.params, **overrides}.items()},
+        "species": list(sol.species),
+        "trajectories": int(ys.shape[0]),
+        "failed_cells": n_failed,
+        "result_counts": codes,
+        "total_events": int(np.asarray(sol.n_events, dtype=np.int64).sum()),
+        "dtype": str(ys.dtype),
+        "wall_time_s": {"simulate": sim_seconds, "total": time.perf_counter() - started},
+        "versions": {"grn": grn.__version__, "jax": jax.__version__,
+                     "python": platform.python_version()},
+        "device": {"backend": jax.default_backend(), "count": len(devices),
+                   "kind": devices[0].device_kind, "devices": [str(d) for d in devices]},
+        "platform": platform.platform(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "files": {k: p.name for k, p in files.items()},
+    }
+    files["run"].write_text(json.dumps(run, indent=2) + "\n")
+
+    what = f"{ys.shape[0]} cells" if solver.stochastic else "1 trajectory"
+    print(f"wrote {', '.join(p.name for p in files.values())} to {out}/ "
+          f"({what}, {sim_seconds:.1f} s)")
+    if n_failed:
+        first = int(next(c for c in result if c != 0))
+        print(f"grn: error: {n_failed} of {ys.shape[0]} cells failed and are left out of "
+              f"summary.csv and the plot; first failure: {grn.RESULTS.message(first)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
