@@ -51,7 +51,9 @@ class Reaction(eqx.Module):
 
     def __init__(self, equation: str, rate, name: str | None = None):
         if not isinstance(equation, str):
-            raise TypeError(f"a reaction equation must be a string like 'A + B -> C', got {equation!r}")
+            raise TypeError(
+                f"a reaction equation must be a string like 'A + B -> C', got {equation!r}"
+            )
         if "<->" in equation or "<=>" in equation:
             raise ValueError(
                 f"reversible reaction {equation!r}: write the forward and backward reactions apart"
@@ -197,9 +199,14 @@ class Network(eqx.Module):
         x = _Probe("species", dict(zip(self.species, self.x0.tolist())))
         p = _Probe("parameter", {k: float(v) for k, v in self.params.items()})
         u = _Probe("input", {name: 0.0 for name in self.inputs})
-        laws = [(f"reaction {i} {r.label}", r.rate, r.reactants) for i, r in enumerate(self.reactions)]
-        laws += [(f"{kind} rate", law, ()) for kind, law in (("growth", self.growth),
-                                                             ("death", self.death)) if law]
+        laws = [
+            (f"reaction {i} {r.label}", r.rate, r.reactants) for i, r in enumerate(self.reactions)
+        ]
+        laws += [
+            (f"{kind} rate", law, ())
+            for kind, law in (("growth", self.growth), ("death", self.death))
+            if law
+        ]
         with np.errstate(all="ignore"):
             for where, law, reactants in laws:
                 try:
@@ -208,7 +215,9 @@ class Network(eqx.Module):
                     raise ValueError(f"{where}: rate law uses {err}") from None
                 value = np.asarray(value, dtype=np.float64)
                 if value.shape != ():
-                    raise ValueError(f"{where}: rate law must return a scalar, got shape {value.shape}")
+                    raise ValueError(
+                        f"{where}: rate law must return a scalar, got shape {value.shape}"
+                    )
                 if not np.isfinite(value) or (value < 0 and where.startswith("reaction")):
                     raise ValueError(
                         f"{where}: rate is {float(value)} at the default initial state and "
@@ -263,7 +272,9 @@ class Network(eqx.Module):
     def rates(self, x, params, u):
         """Macroscopic reaction rates (mass action as powers), shape (reactions,)."""
         xs, ps, us = self._maps(x, params, u)
-        return self._stack([r.rate(xs, ps, us, r.reactants, False) for r in self.reactions], x.dtype)
+        return self._stack(
+            [r.rate(xs, ps, us, r.reactants, False) for r in self.reactions], x.dtype
+        )
 
     def fate_rate(self, x, params, u):
         """Net growth minus death rate ``g - h`` of one cell (0 without fate laws)."""
@@ -276,5 +287,7 @@ class Network(eqx.Module):
         return rate
 
     def __repr__(self):
-        return (f"Network(species={list(self.species)}, reactions={self.n_reactions}, "
-                f"params={list(self.params)}, inputs={list(self.inputs)})")
+        return (
+            f"Network(species={list(self.species)}, reactions={self.n_reactions}, "
+            f"params={list(self.params)}, inputs={list(self.inputs)})"
+        )

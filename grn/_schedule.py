@@ -30,13 +30,17 @@ class Schedule(eqx.Module):
         if self.times.ndim != 1 or self.times.shape[0] == 0:
             raise ValueError(f"schedule times must be a non-empty 1-D sequence, got {times!r}")
         if isinstance(self.times, np.ndarray) and np.any(np.diff(self.times) <= 0):
-            raise ValueError(f"schedule times must be strictly increasing, got {self.times.tolist()}")
+            raise ValueError(
+                f"schedule times must be strictly increasing, got {self.times.tolist()}"
+            )
         self.values = {}
         for name, levels in values.items():
             levels = _validated(f"schedule input {name!r}", levels)
             if levels.shape != self.times.shape:
-                raise ValueError(f"schedule input {name!r} has {levels.shape} levels for "
-                                 f"{self.times.shape} times")
+                raise ValueError(
+                    f"schedule input {name!r} has {levels.shape} levels for "
+                    f"{self.times.shape} times"
+                )
             self.values[str(name)] = levels
 
     def check_inputs(self, inputs: Sequence[str]) -> None:
@@ -55,8 +59,10 @@ class Schedule(eqx.Module):
         """
         times = jnp.asarray(self.times, dtype)
         n = times.shape[0]
-        columns = [jnp.asarray(self.values[name], dtype) if name in self.values
-                   else jnp.zeros((n,), dtype) for name in inputs]
+        columns = [
+            jnp.asarray(self.values[name], dtype) if name in self.values else jnp.zeros((n,), dtype)
+            for name in inputs
+        ]
         table = jnp.stack(columns, axis=-1) if columns else jnp.zeros((n, 0), dtype)
         times = jnp.concatenate([jnp.full((1,), -jnp.inf, dtype), times])
         table = jnp.concatenate([jnp.zeros((1, len(inputs)), dtype), table])

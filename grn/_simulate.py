@@ -51,7 +51,9 @@ def simulate(
         raise TypeError(f"simulate expects a grn.Network, got {type(network).__name__}")
     solver = SSA() if solver is None else solver
     if not isinstance(solver, AbstractSolver):
-        raise TypeError(f"solver must be a grn solver such as grn.SSA() or grn.ODE(), got {solver!r}")
+        raise TypeError(
+            f"solver must be a grn solver such as grn.SSA() or grn.ODE(), got {solver!r}"
+        )
     solver.check(network)
     dtype = jnp.zeros(()).dtype
     ts = _check_times(ts, dtype)
@@ -85,8 +87,9 @@ def simulate(
     else:
         out = _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size, throw)
     ys, lws, n_events, result = out
-    return Solution(ts=ts, ys=ys, log_weight=lws, n_events=n_events, result=result,
-                    species=network.species)
+    return Solution(
+        ts=ts, ys=ys, log_weight=lws, n_events=n_events, result=result, species=network.species
+    )
 
 
 def _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size, throw):
@@ -115,8 +118,9 @@ def _ensemble(network, solver, cells, common, batch_size, throw):
     def one(cell):
         params = {**common["params"], **cell["params"]}
         x0 = cell["x0"] if "x0" in cell else common["x0"]
-        return solver.solve_cell(network, common["ts"], cell["key"], params, x0,
-                                 *common["schedule"])
+        return solver.solve_cell(
+            network, common["ts"], cell["key"], params, x0, *common["schedule"]
+        )
 
     def run_local(local_cells):
         n_local = jax.tree.leaves(local_cells)[0].shape[0]
@@ -134,8 +138,9 @@ def _ensemble(network, solver, cells, common, batch_size, throw):
         sharding = NamedSharding(mesh, spec)
         local = jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v[idx], sharding), cells)
         # Cells are independent: no collectives, so the varying-axes check has nothing to add.
-        out = jax.shard_map(run_local, mesh=mesh, in_specs=(spec,), out_specs=spec,
-                            check_vma=False)(local)
+        out = jax.shard_map(
+            run_local, mesh=mesh, in_specs=(spec,), out_specs=spec, check_vma=False
+        )(local)
         out = jax.tree.map(lambda v: v[:n_cells], out)
     else:
         out = run_local(cells)
@@ -180,10 +185,14 @@ def _merge_params(network, overrides, dtype):
         arr = _concrete(value)
         if arr is not None:
             if arr.ndim > 1:
-                raise ValueError(f"parameter {name!r} must be a scalar or a per-cell vector, "
-                                 f"got shape {arr.shape}")
+                raise ValueError(
+                    f"parameter {name!r} must be a scalar or a per-cell vector, "
+                    f"got shape {arr.shape}"
+                )
             if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-                raise ValueError(f"parameter {name!r} must be finite and non-negative, got {value!r}")
+                raise ValueError(
+                    f"parameter {name!r} must be finite and non-negative, got {value!r}"
+                )
         merged[name] = value
     return {k: jnp.asarray(v, dtype) for k, v in merged.items()}
 
@@ -194,10 +203,13 @@ def _merge_x0(network, overrides, dtype, stochastic):
     elif isinstance(overrides, Mapping):
         for name in overrides:
             if name not in network.species:
-                raise KeyError(f"x0 names unknown species {name!r} "
-                               f"(species: {list(network.species)})")
-        columns = [jnp.asarray(overrides.get(s, network.x0[i]), dtype)
-                   for i, s in enumerate(network.species)]
+                raise KeyError(
+                    f"x0 names unknown species {name!r} (species: {list(network.species)})"
+                )
+        columns = [
+            jnp.asarray(overrides.get(s, network.x0[i]), dtype)
+            for i, s in enumerate(network.species)
+        ]
     else:
         raise TypeError("x0 must be a mapping of species name -> initial count")
     shapes = {c.shape for c in columns}
@@ -210,8 +222,10 @@ def _merge_x0(network, overrides, dtype, stochastic):
             if not np.all(np.isfinite(arr)) or np.any(arr < 0):
                 raise ValueError(f"initial count of {name!r} must be finite and non-negative")
             if stochastic and np.any(arr != np.round(arr)):
-                raise ValueError(f"initial count of {name!r} must be an integer for a stochastic "
-                                 f"solver, got {np.asarray(arr).tolist()}")
+                raise ValueError(
+                    f"initial count of {name!r} must be an integer for a stochastic "
+                    f"solver, got {np.asarray(arr).tolist()}"
+                )
     if n is None:
         return jnp.stack(columns)
     return jnp.stack([jnp.broadcast_to(c, (n,)) for c in columns], axis=-1)
@@ -222,8 +236,10 @@ def _count_cells(params, x0, n_cells, stochastic):
     if x0.ndim == 2:
         sizes.add(x0.shape[0])
     if len(sizes) > 1:
-        raise ValueError(f"per-cell parameters and initial counts disagree on the number of cells: "
-                         f"{sorted(sizes)}")
+        raise ValueError(
+            f"per-cell parameters and initial counts disagree on the number of cells: "
+            f"{sorted(sizes)}"
+        )
     if n_cells is None:
         return sizes.pop() if sizes else 1
     if not isinstance(n_cells, int | np.integer) or isinstance(n_cells, bool) or n_cells < 1:

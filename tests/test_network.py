@@ -38,8 +38,12 @@ def test_stoichiometry_parsing():
 
 
 def test_mass_action_combinatorial_and_macroscopic_forms():
-    net = grn.Network(["P", "P2"], [grn.Reaction("2 P -> P2", grn.mass_action("k"))],
-                      params={"k": 0.5}, x0={"P": 10})
+    net = grn.Network(
+        ["P", "P2"],
+        [grn.Reaction("2 P -> P2", grn.mass_action("k"))],
+        params={"k": 0.5},
+        x0={"P": 10},
+    )
     x = jnp.array([10.0, 0.0])
     assert float(net.propensities(x, {"k": 0.5}, jnp.zeros(0))[0]) == pytest.approx(0.5 * 45)
     assert float(net.rates(x, {"k": 0.5}, jnp.zeros(0))[0]) == pytest.approx(0.5 * 50)
@@ -51,20 +55,29 @@ def test_mass_action_combinatorial_and_macroscopic_forms():
 def test_hill_laws_and_products():
     net = grn.Network(
         ["X", "Y"],
-        [grn.Reaction("-> Y", grn.hill_activation("X", vmax="v", K="K", n="n")),
-         grn.Reaction("-> X", grn.hill_repression("Y", vmax="v", K="K", n="n")),
-         grn.Reaction("X ->", grn.mass_action("d") * grn.hill_repression("Y", K=5.0, n=2.0))],
+        [
+            grn.Reaction("-> Y", grn.hill_activation("X", vmax="v", K="K", n="n")),
+            grn.Reaction("-> X", grn.hill_repression("Y", vmax="v", K="K", n="n")),
+            grn.Reaction("X ->", grn.mass_action("d") * grn.hill_repression("Y", K=5.0, n=2.0)),
+        ],
         params={"v": 3.0, "K": 2.0, "n": 2.0, "d": 0.5},
     )
-    a = net.propensities(jnp.array([2.0, 5.0]), {"v": 3.0, "K": 2.0, "n": 2.0, "d": 0.5},
-                         jnp.zeros(0))
+    a = net.propensities(
+        jnp.array([2.0, 5.0]), {"v": 3.0, "K": 2.0, "n": 2.0, "d": 0.5}, jnp.zeros(0)
+    )
     np.testing.assert_allclose(a, [3.0 * 4 / 8, 3.0 * 4 / 29, 0.5 * 2 * 0.5], rtol=1e-6)
 
 
 def test_callable_law_with_input():
-    net = grn.Network(["M"], [grn.Reaction("-> M", lambda x, p, u: p["nu"] * u["I"]),
-                              grn.Reaction("M ->", grn.mass_action("delta"))],
-                      params={"nu": 2.0, "delta": 1.0}, inputs=["I"])
+    net = grn.Network(
+        ["M"],
+        [
+            grn.Reaction("-> M", lambda x, p, u: p["nu"] * u["I"]),
+            grn.Reaction("M ->", grn.mass_action("delta")),
+        ],
+        params={"nu": 2.0, "delta": 1.0},
+        inputs=["I"],
+    )
     a = net.propensities(jnp.array([3.0]), {"nu": 2.0, "delta": 1.0}, jnp.array([0.5]))
     np.testing.assert_allclose(a, [1.0, 3.0])
 
@@ -73,23 +86,44 @@ def test_callable_law_with_input():
     "overrides, error, match",
     [
         (dict(species=["G_off", "G_on", "G_on"]), ValueError, "duplicate species name 'G_on'"),
-        (dict(reactions=[grn.Reaction("G_off -> Z", grn.mass_action("k_on"))]), ValueError,
-         "unknown species 'Z'"),
-        (dict(reactions=[grn.Reaction("G_off -> G_on", grn.mass_action("k_missing"))]),
-         ValueError, "unknown parameter 'k_missing'"),
-        (dict(reactions=[grn.Reaction("-> M", lambda x, p, u: p["nu"] * x["Q"])]), ValueError,
-         "unknown species 'Q'"),
-        (dict(reactions=[grn.Reaction("-> M", lambda x, p, u: p["nu"] * u["drug"])]), ValueError,
-         "unknown input 'drug'"),
-        (dict(params={"k_on": -0.1, "k_off": 1.0, "nu": 20.0, "delta": 1.0}), ValueError,
-         "parameter 'k_on' must be non-negative"),
-        (dict(params={"k_on": float("nan"), "k_off": 1.0, "nu": 20.0, "delta": 1.0}), ValueError,
-         "parameter 'k_on' must be finite"),
+        (
+            dict(reactions=[grn.Reaction("G_off -> Z", grn.mass_action("k_on"))]),
+            ValueError,
+            "unknown species 'Z'",
+        ),
+        (
+            dict(reactions=[grn.Reaction("G_off -> G_on", grn.mass_action("k_missing"))]),
+            ValueError,
+            "unknown parameter 'k_missing'",
+        ),
+        (
+            dict(reactions=[grn.Reaction("-> M", lambda x, p, u: p["nu"] * x["Q"])]),
+            ValueError,
+            "unknown species 'Q'",
+        ),
+        (
+            dict(reactions=[grn.Reaction("-> M", lambda x, p, u: p["nu"] * u["drug"])]),
+            ValueError,
+            "unknown input 'drug'",
+        ),
+        (
+            dict(params={"k_on": -0.1, "k_off": 1.0, "nu": 20.0, "delta": 1.0}),
+            ValueError,
+            "parameter 'k_on' must be non-negative",
+        ),
+        (
+            dict(params={"k_on": float("nan"), "k_off": 1.0, "nu": 20.0, "delta": 1.0}),
+            ValueError,
+            "parameter 'k_on' must be finite",
+        ),
         (dict(x0={"G_off": 1, "Bogus": 3}), KeyError, "Bogus"),
         (dict(x0={"G_off": -1}), ValueError, "'G_off' must be non-negative"),
         (dict(inputs=["I", "I"]), ValueError, "duplicate input name 'I'"),
-        (dict(reactions=[grn.Reaction("M ->", lambda x, p, u: -x["M"] - 1.0)]), ValueError,
-         "must be finite and non-negative"),
+        (
+            dict(reactions=[grn.Reaction("M ->", lambda x, p, u: -x["M"] - 1.0)]),
+            ValueError,
+            "must be finite and non-negative",
+        ),
     ],
 )
 def test_validation_names_the_culprit(overrides, error, match):
@@ -99,9 +133,14 @@ def test_validation_names_the_culprit(overrides, error, match):
 
 @pytest.mark.parametrize(
     "equation, match",
-    [("A => B", "exactly one '->'"), ("A -> B -> C", "exactly one '->'"),
-     ("A <-> B", "reversible"), ("2.5 A -> B", "malformed term '2.5 A'"),
-     ("A + -> B", "malformed term ''"), ("0 A -> B", "zero coefficient")],
+    [
+        ("A => B", "exactly one '->'"),
+        ("A -> B -> C", "exactly one '->'"),
+        ("A <-> B", "reversible"),
+        ("2.5 A -> B", "malformed term '2.5 A'"),
+        ("A + -> B", "malformed term ''"),
+        ("0 A -> B", "zero coefficient"),
+    ],
 )
 def test_malformed_reaction_strings(equation, match):
     with pytest.raises(ValueError, match=match):
@@ -115,8 +154,13 @@ def test_bad_rate_law_type():
 
 def test_duplicate_reaction_names():
     with pytest.raises(ValueError, match="duplicate reaction name 'r'"):
-        grn.Network(["A"], [grn.Reaction("A ->", grn.mass_action(1.0), "r"),
-                            grn.Reaction("-> A", grn.mass_action(1.0), "r")])
+        grn.Network(
+            ["A"],
+            [
+                grn.Reaction("A ->", grn.mass_action(1.0), "r"),
+                grn.Reaction("-> A", grn.mass_action(1.0), "r"),
+            ],
+        )
 
 
 @pytest.mark.parametrize(

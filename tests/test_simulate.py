@@ -39,18 +39,34 @@ def test_api_contract_shapes():
 def test_no_recompilation_for_new_values():
     net = grn.models.immigration_death().__class__(
         species=["X"],
-        reactions=[grn.Reaction("-> X", lambda x, p, u: p["alpha"] * u["I"]),
-                   grn.Reaction("X ->", grn.mass_action("mu"))],
-        params={"alpha": 5.0, "mu": 0.5}, x0={"X": 0}, inputs=["I"],
+        reactions=[
+            grn.Reaction("-> X", lambda x, p, u: p["alpha"] * u["I"]),
+            grn.Reaction("X ->", grn.mass_action("mu")),
+        ],
+        params={"alpha": 5.0, "mu": 0.5},
+        x0={"X": 0},
+        inputs=["I"],
     )
     for solver in (grn.SSA(), grn.ODE()):
         runs = [
-            dict(key=jax.random.key(0), params=None, x0=None,
-                 schedule=grn.Schedule([0.0, 4.0], {"I": [1.0, 0.5]})),
-            dict(key=jax.random.key(1), params={"alpha": 7.0, "mu": 0.25}, x0={"X": 3},
-                 schedule=grn.Schedule([0.0, 2.5], {"I": [2.0, 0.0]})),
-            dict(key=jax.random.key(2), params={"alpha": 1.0}, x0={"X": 9},
-                 schedule=grn.Schedule([1.0, 7.5], {"I": [0.3, 1.0]})),
+            dict(
+                key=jax.random.key(0),
+                params=None,
+                x0=None,
+                schedule=grn.Schedule([0.0, 4.0], {"I": [1.0, 0.5]}),
+            ),
+            dict(
+                key=jax.random.key(1),
+                params={"alpha": 7.0, "mu": 0.25},
+                x0={"X": 3},
+                schedule=grn.Schedule([0.0, 2.5], {"I": [2.0, 0.0]}),
+            ),
+            dict(
+                key=jax.random.key(2),
+                params={"alpha": 1.0},
+                x0={"X": 9},
+                schedule=grn.Schedule([1.0, 7.5], {"I": [0.3, 1.0]}),
+            ),
         ]
         before = None
         outs = []
@@ -90,20 +106,27 @@ def test_per_cell_parameters():
 
 
 def test_log_weight_is_exact_for_constant_net_growth():
-    net = grn.Network(["X"], [grn.Reaction("-> X", grn.mass_action("k"))], params={"k": 3.0},
-                      growth=grn.mass_action(0.2), death=lambda x, p, u: 0.05 * (x["X"] > -1))
+    net = grn.Network(
+        ["X"],
+        [grn.Reaction("-> X", grn.mass_action("k"))],
+        params={"k": 3.0},
+        growth=grn.mass_action(0.2),
+        death=lambda x, p, u: 0.05 * (x["X"] > -1),
+    )
     for solver in (grn.SSA(), grn.ODE()):
         sol = grn.simulate(net, ts=TS + 2.0, key=jax.random.key(0), n_cells=8, solver=solver)
-        np.testing.assert_allclose(sol.log_weight, jnp.broadcast_to(0.15 * TS, (sol.n_cells, 11)),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            sol.log_weight, jnp.broadcast_to(0.15 * TS, (sol.n_cells, 11)), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_max_events_raises_or_reports():
     net = grn.models.telegraph()
     with pytest.raises(Exception, match="maximum number of events"):
         grn.simulate(net, ts=TS, key=jax.random.key(0), n_cells=4, solver=grn.SSA(max_events=10))
-    sol = grn.simulate(net, ts=TS, key=jax.random.key(0), n_cells=4,
-                       solver=grn.SSA(max_events=10), throw=False)
+    sol = grn.simulate(
+        net, ts=TS, key=jax.random.key(0), n_cells=4, solver=grn.SSA(max_events=10), throw=False
+    )
     assert bool(jnp.all(sol.result == grn.RESULTS.max_events_reached))
     assert bool(jnp.all(sol.n_events == 10))
     # Never a silently truncated trajectory: times after the budget ran out are NaN.
@@ -113,8 +136,7 @@ def test_max_events_raises_or_reports():
 @pytest.mark.parametrize(
     "reactions, x0, code",
     [
-        ([grn.Reaction("-> 2 X", lambda x, p, u: 5.0 - x["X"])], 0,
-         grn.RESULTS.invalid_propensity),
+        ([grn.Reaction("-> 2 X", lambda x, p, u: 5.0 - x["X"])], 0, grn.RESULTS.invalid_propensity),
         ([grn.Reaction("X ->", lambda x, p, u: 1.0)], 0, grn.RESULTS.negative_population),
         ([grn.Reaction("-> X", grn.mass_action(1e6))], 2**24 - 20, grn.RESULTS.count_overflow),
     ],
@@ -173,17 +195,28 @@ _DEVICE_SCRIPT = textwrap.dedent(
 def test_same_key_same_result_on_any_device_count(tmp_path, n_devices):
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n_devices}")
     out = tmp_path / "ys.npy"
-    proc = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, str(out)], env=env,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEVICE_SCRIPT, str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert info["devices"] == n_devices
-    here = grn.simulate(grn.models.toggle_switch(), ts=jnp.linspace(0.0, 5.0, 6),
-                        key=jax.random.key(7), n_cells=37)
+    here = grn.simulate(
+        grn.models.toggle_switch(), ts=jnp.linspace(0.0, 5.0, 6), key=jax.random.key(7), n_cells=37
+    )
     np.testing.assert_array_equal(np.load(out), here.ys)
 
 
 def test_float64_mode(tmp_path):
     env = dict(os.environ, JAX_ENABLE_X64="1")
-    proc = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, str(tmp_path / "ys.npy")],
-                          env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEVICE_SCRIPT, str(tmp_path / "ys.npy")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(proc.stdout.strip().splitlines()[-1])["dtype"] == "float64"

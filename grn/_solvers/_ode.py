@@ -28,7 +28,9 @@ class ODE(AbstractSolver):
 
     def __check_init__(self):
         if not (self.rtol > 0 and self.atol > 0):
-            raise ValueError(f"ODE tolerances must be positive, got rtol={self.rtol}, atol={self.atol}")
+            raise ValueError(
+                f"ODE tolerances must be positive, got rtol={self.rtol}, atol={self.atol}"
+            )
 
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
         nu = jnp.asarray(network.stoichiometry, ts.dtype)

@@ -117,11 +117,21 @@ class SSA(AbstractSolver):
         lws = jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0)
         seg0 = jnp.searchsorted(schedule_times, ts[0], side="right") - 1
         zero = jnp.zeros((), jnp.int32)
-        state = (x0, zero, jnp.zeros((), dtype), seg0, zero, jnp.zeros((), dtype),
-                 jnp.asarray(RESULTS.successful, jnp.int32), ys, lws)
+        state = (
+            x0,
+            zero,
+            jnp.zeros((), dtype),
+            seg0,
+            zero,
+            jnp.zeros((), dtype),
+            jnp.asarray(RESULTS.successful, jnp.int32),
+            ys,
+            lws,
+        )
         state, _ = jax.lax.while_loop(running, block, (state, key))
         x, k, _, _, n, _, res, ys, lws = state
         # Rows not reached stay NaN; a cell that stopped early without an error ran out of events.
-        res = jnp.where((k < n_times - 1) & (res == RESULTS.successful),
-                        RESULTS.max_events_reached, res)
+        res = jnp.where(
+            (k < n_times - 1) & (res == RESULTS.successful), RESULTS.max_events_reached, res
+        )
         return ys, lws, n, res

@@ -12,8 +12,10 @@ def birth_death() -> Network:
     """Linear birth-death ``X -> 2X`` (lam), ``X -> 0`` (mu); DSMTS 001-01 (X0 = 100)."""
     return Network(
         species=["X"],
-        reactions=[Reaction("X -> 2 X", mass_action("lam"), "birth"),
-                   Reaction("X ->", mass_action("mu"), "death")],
+        reactions=[
+            Reaction("X -> 2 X", mass_action("lam"), "birth"),
+            Reaction("X ->", mass_action("mu"), "death"),
+        ],
         params={"lam": 0.1, "mu": 0.11},
         x0={"X": 100},
     )
@@ -26,8 +28,10 @@ def immigration_death() -> Network:
     """
     return Network(
         species=["X"],
-        reactions=[Reaction("-> X", mass_action("alpha"), "immigration"),
-                   Reaction("X ->", mass_action("mu"), "death")],
+        reactions=[
+            Reaction("-> X", mass_action("alpha"), "immigration"),
+            Reaction("X ->", mass_action("mu"), "death"),
+        ],
         params={"alpha": 1.0, "mu": 0.1},
         x0={"X": 0},
     )
@@ -37,8 +41,10 @@ def dimerisation() -> Network:
     """Dimerisation ``2P -> P2`` (k1, propensity k1 P (P-1)/2), ``P2 -> 2P`` (k2); DSMTS 003-01."""
     return Network(
         species=["P", "P2"],
-        reactions=[Reaction("2 P -> P2", mass_action("k1"), "dimerisation"),
-                   Reaction("P2 -> 2 P", mass_action("k2"), "dissociation")],
+        reactions=[
+            Reaction("2 P -> P2", mass_action("k1"), "dimerisation"),
+            Reaction("P2 -> 2 P", mass_action("k2"), "dissociation"),
+        ],
         params={"k1": 0.001, "k2": 0.01},
         x0={"P": 100, "P2": 0},
     )
@@ -129,8 +135,22 @@ def vilar_oscillator() -> Network:
     return Network(
         species=["DA", "DAp", "DR", "DRp", "MA", "MR", "A", "R", "C"],
         reactions=reactions,
-        params={"gammaA": 1.0, "thetaA": 50.0, "gammaR": 1.0, "thetaR": 100.0, "alphaA": 50.0,
-                "alphaAp": 500.0, "alphaR": 0.01, "alphaRp": 50.0, "betaA": 50.0, "betaR": 5.0,
-                "gammaC": 2.0, "deltaA": 1.0, "deltaR": 0.2, "deltaMA": 10.0, "deltaMR": 0.5},
+        params={
+            "gammaA": 1.0,
+            "thetaA": 50.0,
+            "gammaR": 1.0,
+            "thetaR": 100.0,
+            "alphaA": 50.0,
+            "alphaAp": 500.0,
+            "alphaR": 0.01,
+            "alphaRp": 50.0,
+            "betaA": 50.0,
+            "betaR": 5.0,
+            "gammaC": 2.0,
+            "deltaA": 1.0,
+            "deltaR": 0.2,
+            "deltaMA": 10.0,
+            "deltaMR": 0.5,
+        },
         x0={"DA": 1, "DR": 1},
     )
