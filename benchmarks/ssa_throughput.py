@@ -5,7 +5,9 @@ trajectories ("cells") and 101 output times, in the same process. Compile time i
 from the throughput and reported separately:
 
 * grn: the first ``grn.simulate`` call (trace + XLA compile + run) and a second call with a
-  different key are timed; the second is the measurement, compile ~= first - second.
+  different key are timed; the second is the measurement. ``compile_s`` is the first call's
+  trace + lowering + XLA compile time from ``jax.monitoring`` events; ``first - second`` is
+  recorded too (``first_minus_second_s``), but it is noisy when the run dominates.
 * GillesPy2: ``SSACSolver(model=...)`` (C++ code generation + g++ build) is timed once per
   model; each ``model.run(solver=..., number_of_trajectories=N)`` is the measurement.
 
@@ -14,6 +16,13 @@ the same event count, the total ``sol.n_events`` of grn's timed run (for GillesP
 N x grn's mean events per cell, an unbiased estimate of its own count since both simulate the
 same Markov chain). events/s ratio is therefore the wall-time ratio. A statistical check of the
 two samples (per-species means, z-scores) is stored alongside to catch model mismatches.
+
+GillesPy2 compiles its C++ without optimisation (-O0). The headline ratio is against that
+stock build; as a second reference the same generated C++ is rebuilt with ``-O3`` and run
+through the same ``model.run`` path (``gillespy2_O3`` in the JSON; skip with ``--no-o3``).
+
+The repressilator is capped at 1e3 cells by default (1e4 would take ~15+ min on 2 cores);
+``--max-cells repressilator=10000`` lifts the cap. Skipped cells are listed in the JSON.
 
 Usage (from the repository root)::
 
@@ -46,11 +55,15 @@ except ImportError:  # imported as benchmarks.ssa_throughput
     from benchmarks._peers import gillespy2_version as _gillespy2_version
 
 N_TIMES = 101
+# Extra peer: GillesPy2's SSA executable rebuilt with optimisation (its own build uses none).
+O3_FLAGS = ("-O3",)
 DEFAULT_CELLS = (100, 1_000, 10_000)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ssa_throughput.json"
-# Largest cell count run per model by default (keeps the full run near 10 min on 2 cores);
-# override with --max-cells MODEL=N.
-DEFAULT_MAX_CELLS = {"toggle": 10_000, "repressilator": 10_000}
+# Largest cell count run per model by default, to keep the full run near 10 min on 2 CPU
+# cores: at 1e4 cells the repressilator (~3.4e4 events per cell) takes ~4 min in GillesPy2
+# and, at the grn speed measured when this was written, ~15+ min for grn's two calls.
+# Override with --max-cells MODEL=N.
+DEFAULT_MAX_CELLS = {"toggle": 10_000, "repressilator": 1_000}
 
 
 # ------------------------------------------------------------------------------- models
@@ -121,9 +134,26 @@ MODELS = {"toggle": toggle_spec, "repressilator": repressilator_spec}
 
 # ----------------------------------------------------------------------------- grn side
 
+# jax.monitoring duration events whose sum is the trace + lower + XLA compile time of a call.
+_JAX_COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
+def _import_grn():
+    """``import grn``; falls back to the repository checkout when grn is not installed."""
+    try:
+        import grn
+    except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        import grn
+    return grn
+
 
 def grn_network(spec: ModelSpec):
-    import grn
+    grn = _import_grn()
 
     reactions = [
         grn.Reaction(
@@ -144,18 +174,32 @@ def run_grn(net, ts, n_cells: int, seed: int) -> dict:
     """First call (compile + run), then the timed second call with a different key."""
     import jax
 
-    import grn
+    grn = _import_grn()
+
+    compile_events: list[float] = []
+
+    def listener(event: str, duration_s: float, **_) -> None:
+        if event in _JAX_COMPILE_EVENTS:
+            compile_events.append(duration_s)
 
     def once(key_seed: int):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         sol = grn.simulate(
             net, ts=ts, key=jax.random.key(key_seed), solver=grn.SSA(), n_cells=n_cells
         )
         jax.block_until_ready((sol.ys, sol.n_events))
+        once.cpu_s = time.process_time() - c0
         return sol, time.perf_counter() - t0
 
-    _, first = once(seed)
-    sol, wall = once(seed + 1)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        _, first = once(seed)
+        compile_first = sum(compile_events)
+        compile_events.clear()
+        sol, wall = once(seed + 1)
+        compile_second = sum(compile_events)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
     ys = np.asarray(sol.ys)
     n_events = np.asarray(sol.n_events, dtype=np.int64)
     return {
@@ -163,7 +207,10 @@ def run_grn(net, ts, n_cells: int, seed: int) -> dict:
         "dtype": str(sol.ys.dtype),
         "first_call_s": first,
         "wall_s": wall,
-        "compile_s": max(first - wall, 0.0),
+        "cpu_s": once.cpu_s,
+        "compile_s": compile_first,
+        "first_minus_second_s": first - wall,
+        "compile_s_timed_call": compile_second,
         "n_events": n_events,
     }
 
@@ -220,7 +267,15 @@ def machine_info() -> dict:
         "numpy_version": np.__version__,
         "gxx": _gxx_version(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "loadavg_at_start": _loadavg(),
     }
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _fmt_rate(x: float) -> str:
@@ -230,21 +285,24 @@ def _fmt_rate(x: float) -> str:
 def print_table(results: dict) -> None:
     hdr = (
         f"{'model':<14}{'cells':>7}  {'grn ev/s':>10} {'wall s':>8} {'compile s':>9}  "
-        f"{'gpy2 ev/s':>10} {'wall s':>8}  {'ratio':>6}  {'ev/cell':>9}  {'|z|max':>6}"
+        f"{'gpy2 ev/s':>10} {'wall s':>8} {'ratio':>6}  "
+        f"{'gpy2-O3 ev/s':>12} {'ratio':>6}  {'ev/cell':>8} {'|z|max':>6}"
     )
     print(hdr)
     print("-" * len(hdr))
     for model, rows in results.items():
         for cells, r in rows.items():
-            g, p = r["grn"], r["gillespy2"]
-            ratio = r["ratio_grn_over_gillespy2"]
+            g, p, o = r["grn"], r["gillespy2"], r.get("gillespy2_O3")
+            o_cols = (
+                f"{_fmt_rate(o['events_per_s']):>12} {r['ratio_grn_over_gillespy2_O3']:6.2f}"
+                if o
+                else f"{'-':>12} {'-':>6}"
+            )
             print(
                 f"{model:<14}{cells:>7}  {_fmt_rate(g['events_per_s'])} {g['wall_s']:8.2f} "
-                f"{g['compile_s']:9.2f}  {_fmt_rate(p['events_per_s'])} "
-                f"{p['wall_s']:8.2f}  "
-                f"{ratio:6.2f}  "
-                f"{r['mean_events_per_cell']:9.0f}  "
-                f"{r['check']['max_abs_z']:6.1f}"
+                f"{g['compile_s']:9.2f}  {_fmt_rate(p['events_per_s'])} {p['wall_s']:8.2f} "
+                f"{r['ratio_grn_over_gillespy2']:6.2f}  {o_cols}  "
+                f"{r['mean_events_per_cell']:8.0f} {r['check']['max_abs_z']:6.1f}"
             )
 
 
@@ -278,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="MODEL=N",
         help=f"skip cell counts above N for MODEL (default {DEFAULT_MAX_CELLS})",
+    )
+    ap.add_argument(
+        "--no-o3",
+        action="store_true",
+        help="skip the extra GillesPy2 run with its C++ rebuilt at -O3 (stock build is -O0)",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -314,8 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "method": {
             "timing": "time.perf_counter wall time, same process; grn: second grn.simulate call "
-            "after jax.block_until_ready (first call = compile + run, compile_s = first - "
-            "second); gillespy2: model.run(solver=SSACSolver, number_of_trajectories=N) end to "
+            "after jax.block_until_ready (first call = compile + run); compile_s = trace + "
+            "lowering + XLA compile of the first call from jax.monitoring events, "
+            "first_minus_second_s = first call - second call (noisy when the run dominates), "
+            "compile_s_timed_call should be 0 (no recompilation in the timed call); "
+            "gillespy2: model.run(solver=SSACSolver, number_of_trajectories=N) end to "
             "end (C++ executable + decoding its output), SSACSolver build timed separately",
             "event_count": "total_events = sum of grn's sol.n_events in its timed run; "
             "GillesPy2 does not report events, so it is credited with the same total "
@@ -323,8 +389,13 @@ def main(argv: list[str] | None = None) -> int:
             "ratio = grn events/s / gillespy2 events/s = gillespy2 wall / grn wall",
             "propensities": "identical formulas: Hill terms as grn callables and GillesPy2 custom "
             "propensity strings; linear terms as grn.mass_action and GillesPy2 'k*X' strings",
-            "gillespy2_build": "GillesPy2's own SCons build (CXXFLAGS=-std=c++14, no -O flag), "
-            "direct method with a reaction dependency graph, one process, one thread",
+            "gillespy2_build": "GillesPy2's own SCons build (CXXFLAGS=-std=c++14, no -O flag, "
+            "i.e. -O0), direct method with a reaction dependency graph, one process, one "
+            "thread. 'gillespy2' = that stock build (the headline ratio); 'gillespy2_O3' = "
+            "the same generated sources rebuilt with g++ -std=c++14 -O3 and swapped in for "
+            "GillesPy2's executable, run through the same model.run path",
+            "cpu_s": "CPU seconds of the timed call (all threads; for gillespy2 the C++ "
+            "child process plus this process's decoding) - shows how many cores each side used",
         },
         "results": {},
         "skipped": [],
@@ -343,19 +414,27 @@ def main(argv: list[str] | None = None) -> int:
         net = grn_network(spec)
         print(f"[{name}] building GillesPy2 SSACSolver ...", flush=True)
         peer = GillesPy2SSA(spec, ts_np)
+        peer_o3 = None if args.no_o3 else GillesPy2SSA(spec, ts_np, cxxflags=O3_FLAGS)
         model_doc = {
             "n_species": len(spec.species),
             "n_reactions": len(spec.reactions),
             "t_end": spec.t_end,
             "params": spec.params,
-            "gillespy2_compile_s": round(peer.compile_s, 3),
+            "gillespy2_compile_s": peer.compile_s,
+            "gillespy2_O3_compile_s": None if peer_o3 is None else peer_o3.compile_s,
             "cells": {},
         }
         doc["results"][name] = model_doc
         for ci, n in enumerate(cells):
             if n > max_cells[name]:
                 doc["skipped"].append(
-                    {"model": name, "cells": n, "reason": f"above --max-cells {max_cells[name]}"}
+                    {
+                        "model": name,
+                        "cells": n,
+                        "reason": f"above the cap of {max_cells[name]} cells for {name} "
+                        "(default caps keep the full run near 10 min on 2 CPU cores; raise "
+                        f"with --max-cells {name}={n})",
+                    }
                 )
                 print(f"[{name}] {n} cells: skipped (max {max_cells[name]})", flush=True)
                 continue
@@ -364,16 +443,24 @@ def main(argv: list[str] | None = None) -> int:
             g = run_grn(net, ts, n, seed)
             total = int(g["n_events"].sum())
             print(f" {g['wall_s']:.2f}s; gillespy2 ...", end="", flush=True)
-            ys_p, p_wall = peer.run(n, seed=seed + 1)
-            print(f" {p_wall:.2f}s", flush=True)
+            ys_p, p_wall, p_cpu = peer.run(n, seed=seed + 1)
+            print(f" {p_wall:.2f}s", end="", flush=True)
+            if peer_o3 is not None:
+                print("; gillespy2 -O3 ...", end="", flush=True)
+                ys_o, o_wall, o_cpu = peer_o3.run(n, seed=seed + 2)
+                print(f" {o_wall:.2f}s", end="", flush=True)
+            print(flush=True)
             g_rate = total / g["wall_s"]
             p_rate = total / p_wall
-            model_doc["cells"][str(n)] = {
+            row = model_doc["cells"][str(n)] = {
                 "mean_events_per_cell": total / n,
                 "grn": {
                     "events_per_s": g_rate,
                     "wall_s": g["wall_s"],
+                    "cpu_s": g["cpu_s"],
                     "compile_s": g["compile_s"],
+                    "first_minus_second_s": g["first_minus_second_s"],
+                    "compile_s_timed_call": g["compile_s_timed_call"],
                     "first_call_s": g["first_call_s"],
                     "total_events": total,
                     "dtype": g["dtype"],
@@ -381,17 +468,45 @@ def main(argv: list[str] | None = None) -> int:
                 "gillespy2": {
                     "events_per_s": p_rate,
                     "wall_s": p_wall,
+                    "cpu_s": p_cpu,
                     "total_events": total,
                     "total_events_method": "N x grn mean events per cell",
                 },
                 "ratio_grn_over_gillespy2": g_rate / p_rate,
                 "check": _sample_check(g["ys"], ys_p, spec.species),
             }
+            if peer_o3 is not None:
+                row["gillespy2_O3"] = {
+                    "events_per_s": total / o_wall,
+                    "wall_s": o_wall,
+                    "cpu_s": o_cpu,
+                    "total_events": total,
+                    "total_events_method": "N x grn mean events per cell",
+                }
+                row["ratio_grn_over_gillespy2_O3"] = g_rate / (total / o_wall)
+                row["check_O3"] = _sample_check(g["ys"], ys_o, spec.species)
             write()
         write()
 
+    doc["machine"]["loadavg_at_end"] = _loadavg()
+    target_row = doc["results"].get("toggle", {}).get("cells", {}).get("10000")
+    doc["target"] = {
+        "statement": "grn events/s >= 2 x GillesPy2 events/s on the toggle at 1e4 cells",
+        "ratio": None if target_row is None else target_row["ratio_grn_over_gillespy2"],
+        "met": None if target_row is None else target_row["ratio_grn_over_gillespy2"] >= 2.0,
+    }
+    write()
     print()
     print_table({m: d["cells"] for m, d in doc["results"].items()})
+    if target_row is not None:
+        verdict = "met" if doc["target"]["met"] else "NOT met"
+        print(f"\ntarget ({doc['target']['statement']}): {verdict}")
+    loads = [doc["machine"]["loadavg_at_start"], doc["machine"]["loadavg_at_end"]]
+    if all(loads) and max(ld[0] for ld in loads) > 0.5 * (os.cpu_count() or 1):
+        print(
+            f"\nnote: the machine was busy (1-min load average {loads[0][0]} at start, "
+            f"{loads[1][0]} at end); timings are contended"
+        )
     if out_path is not None:
         print(f"\nwrote {out_path}")
     return 0

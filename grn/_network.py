@@ -130,8 +130,8 @@ class Network(eqx.Module):
     ``species`` are counted molecules; ``reactions`` carry rate laws; ``params`` are default
     parameter values; ``x0`` default initial counts (missing species start at 0); ``inputs`` name
     the schedule-driven inputs (levels set by a `grn.Schedule`, 0 when unscheduled). Optional
-    ``growth`` and ``death`` rate laws give the per-cell fate rates ``g(x, p, u)`` and ``h(x, p, u)``
-    whose integral ``log_weight = int (g - h) dt`` every solver returns.
+    ``growth`` and ``death`` rate laws give the per-cell fate rates ``g(x, p, u)`` and
+    ``h(x, p, u)`` whose integral ``log_weight = int (g - h) dt`` every solver returns.
 
     The network is a pytree whose leaves are the default parameter values and initial state, so
     new values never recompile a simulation; species, reactions and inputs are static structure.

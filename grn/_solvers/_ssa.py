@@ -22,7 +22,7 @@ class SSA(AbstractSolver):
     ``log_weight += (g - h)(x) dt`` is exact.
 
     ``max_events`` bounds the reactions fired per cell over the whole simulation; a cell that
-    reaches it gets ``RESULTS.max_events_reached`` (and `grn.simulate` raises unless ``throw=False``).
+    reaches it gets ``RESULTS.max_events_reached`` (`grn.simulate` raises unless ``throw=False``).
     """
 
     max_events: int = 10_000_000
