@@ -23,6 +23,8 @@ class SSA(AbstractSolver):
 
     ``max_events`` bounds the reactions fired per cell over the whole simulation; a cell that
     reaches it gets ``RESULTS.max_events_reached`` (`grn.simulate` raises unless ``throw=False``).
+    ``block`` is the number of steps run between checks for finished cells (a tuning knob: the
+    uniforms of a block are drawn at once from a fresh split of the cell's key).
     """
 
     max_events: int = 10_000_000
