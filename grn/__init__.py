@@ -11,6 +11,12 @@ from ._rate_laws import (
 from ._schedule import Schedule as Schedule
 from ._simulate import simulate as simulate
 from ._solution import RESULTS as RESULTS, Solution as Solution
-from ._solvers import ODE as ODE, SSA as SSA, AbstractSolver as AbstractSolver
+from ._solvers import (
+    CLE as CLE,
+    LNA as LNA,
+    ODE as ODE,
+    SSA as SSA,
+    AbstractSolver as AbstractSolver,
+)
 
 __version__ = "0.1.0"

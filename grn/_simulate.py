@@ -14,7 +14,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from ._network import Network
 from ._schedule import Schedule, no_schedule
 from ._solution import RESULTS, Solution
-from ._solvers import SSA, AbstractSolver
+from ._solvers import SSA, AbstractSolver, CellPath
 
 TRACE_COUNT = {"ensemble": 0}
 """How often the ensemble program was traced (tests use it to prove nothing recompiles)."""
@@ -69,6 +69,7 @@ def simulate(
         sched = schedule.as_arrays(network.inputs, dtype)
     else:
         sched = no_schedule(network.inputs, dtype)
+    solver = solver.bind(_concrete(ts), _concrete(sched[0]))
     if key is None:
         if solver.stochastic:
             raise ValueError("a stochastic solver needs a PRNG key: pass key=jax.random.key(0)")
@@ -86,9 +87,14 @@ def simulate(
         out = _ensemble(network, solver, cells, common, batch_size, throw)
     else:
         out = _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size, throw)
-    ys, lws, n_events, result = out
     return Solution(
-        ts=ts, ys=ys, log_weight=lws, n_events=n_events, result=result, species=network.species
+        ts=ts,
+        ys=out.ys,
+        log_weight=out.log_weight,
+        n_events=out.n_events,
+        result=out.result,
+        species=network.species,
+        cov_within=out.cov,
     )
 
 
@@ -108,7 +114,7 @@ def _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size,
             outs.append(jax.tree.map(lambda v: v[: stop - start], out))
             jax.block_until_ready(outs[-1])
             bar.update(stop - start)
-    return jax.tree.map(lambda *vs: jnp.concatenate(vs), *outs)
+    return jax.tree.map(lambda *vs: jnp.concatenate(vs), *outs, is_leaf=lambda v: v is None)
 
 
 @eqx.filter_jit
@@ -118,9 +124,10 @@ def _ensemble(network, solver, cells, common, batch_size, throw):
     def one(cell):
         params = {**common["params"], **cell["params"]}
         x0 = cell["x0"] if "x0" in cell else common["x0"]
-        return solver.solve_cell(
+        path = solver.solve_cell(
             network, common["ts"], cell["key"], params, x0, *common["schedule"]
         )
+        return CellPath(*path)
 
     def run_local(local_cells):
         n_local = jax.tree.leaves(local_cells)[0].shape[0]
@@ -144,12 +151,13 @@ def _ensemble(network, solver, cells, common, batch_size, throw):
         out = jax.tree.map(lambda v: v[:n_cells], out)
     else:
         out = run_local(cells)
-    ys, lws, n_events, result = out
     if throw:
+        ys = out.ys
         for code in RESULTS:
             if code != RESULTS.successful:
-                ys = eqx.error_if(ys, jnp.any(result == code), RESULTS.message(code))
-    return ys, lws, n_events, result
+                ys = eqx.error_if(ys, jnp.any(out.result == code), RESULTS.message(code))
+        out = out._replace(ys=ys)
+    return out
 
 
 # -- boundary validation (plain Python, naming the culprit) -----------------------------------

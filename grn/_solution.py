@@ -57,6 +57,9 @@ class Solution(eqx.Module):
     reactions fired per cell; ``result`` a `grn.RESULTS` code per cell (entries of ``ys`` after a
     cell failed are NaN). Statistics are unweighted unless ``weighted=True`` is asked for, which
     weights cells by ``exp(log_weight)`` (the surviving population's composition).
+
+    Moment solvers (LNA) return each parameter set's mean in ``ys`` and its covariance in
+    ``cov_within``; ensemble moments are then those of the mixture.
     """
 
     ts: Float[Array, " times"]
@@ -65,6 +68,7 @@ class Solution(eqx.Module):
     n_events: Int[Array, " cells"]
     result: Int[Array, " cells"]
     species: tuple[str, ...] = eqx.field(static=True)
+    cov_within: Float[Array, "cells times species species"] | None = None
 
     @property
     def n_cells(self) -> int:
@@ -86,6 +90,8 @@ class Solution(eqx.Module):
 
         Unweighted statistics use the unbiased (n - 1) covariance; weighted ones use weights
         ``w_c = exp(log_weight_c) / sum exp(log_weight)`` and the plain weighted covariance.
+        With a solver's own covariances the result is the mixture's:
+        ``sum_c w_c cov_c + cov_w(ys)``.
         """
         w = self._weights(weighted)
         mean = jnp.einsum("ct,cts->ts", w, self.ys)
@@ -93,6 +99,8 @@ class Solution(eqx.Module):
         cov = jnp.einsum("ct,cts,ctr->tsr", w, dev, dev)
         if not weighted and self.n_cells > 1:
             cov = cov * self.n_cells / (self.n_cells - 1)
+        if self.cov_within is not None:
+            cov = cov + jnp.einsum("ct,ctsr->tsr", w, self.cov_within)
         return mean, cov
 
     @property

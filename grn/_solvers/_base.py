@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
+
+
+class CellPath(NamedTuple):
+    """One cell's (or one parameter set's) solution at the output times."""
+
+    ys: Any  # (times, species): counts, or the mean for moment solvers
+    log_weight: Any  # (times,): int (g - h) dt from ts[0]
+    n_events: Any  # (): reactions fired (stochastic) or steps taken
+    result: Any  # (): a RESULTS code
+    cov: Any = None  # (times, species, species): the solver's own covariance (LNA), else None
 
 
 class AbstractSolver(eqx.Module):
     """A simulation method for one cell; `grn.simulate` batches, chunks and shards the cells.
 
-    ``solve_cell(network, ts, key, params, x0, schedule_times, schedule_table)`` returns
-    ``(ys (times, species), log_weight (times,), n_events (), result ())`` where the schedule is
-    given as breakpoints with a leading -inf and one row of input levels per segment (see
-    `grn.Schedule.as_arrays`). Solvers are small final classes; configuration is in their fields.
+    ``solve_cell(network, ts, key, params, x0, schedule_times, schedule_table)`` returns a
+    `CellPath` where the schedule is given as breakpoints with a leading -inf and one row of input
+    levels per segment (see `grn.Schedule.as_arrays`). Solvers are small final classes;
+    configuration is in their fields.
     """
 
     stochastic: ClassVar[bool]
@@ -24,3 +34,11 @@ class AbstractSolver(eqx.Module):
 
     def check(self, network) -> None:
         """Raise, in plain Python, if this solver cannot simulate ``network``."""
+
+    def bind(self, ts, schedule_times) -> AbstractSolver:
+        """Fix static settings that depend on concrete output times and breakpoints.
+
+        Called by `grn.simulate` before compiling, with NumPy arrays when the values are
+        concrete (None when they are traced). Fixed-step solvers use it to size their loops.
+        """
+        return self

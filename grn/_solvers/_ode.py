@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from .._solution import RESULTS
-from ._base import AbstractSolver
+from ._base import AbstractSolver, CellPath
 
 
 class ODE(AbstractSolver):
@@ -41,6 +42,12 @@ class ODE(AbstractSolver):
             u = schedule_table[seg]
             return network.rates(x, params, u) @ nu, network.fate_rate(x, params, u)
 
+        y0 = (x0.astype(ts.dtype), jnp.zeros((), ts.dtype))
+        (ys, lws), steps, result = self._integrate(field, ts, y0, schedule_times)
+        return CellPath(ys, lws, steps, result)
+
+    def _integrate(self, field, ts, y0, schedule_times):
+        """Solve ``dy/dt = field(t, y)`` from ``ts[0]``, saving at ``ts``; steps land on breaks."""
         controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol)
         if schedule_times.shape[0] > 1:
             controller = diffrax.ClipStepSizeController(controller, jump_ts=schedule_times[1:])
@@ -50,13 +57,13 @@ class ODE(AbstractSolver):
             t0=ts[0],
             t1=ts[-1],
             dt0=None,
-            y0=(x0.astype(ts.dtype), jnp.zeros((), ts.dtype)),
+            y0=y0,
             saveat=diffrax.SaveAt(ts=ts),
             stepsize_controller=controller,
             max_steps=self.max_steps,
             throw=False,
         )
-        ys, lws = sol.ys
-        ok = (sol.result == diffrax.RESULTS.successful) & jnp.all(jnp.isfinite(ys))
+        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(y)) for y in jax.tree.leaves(sol.ys)]))
+        ok = (sol.result == diffrax.RESULTS.successful) & finite
         result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
-        return ys, lws, jnp.zeros((), jnp.int32), result
+        return sol.ys, sol.stats["num_steps"], result

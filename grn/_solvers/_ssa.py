@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from .._solution import RESULTS
-from ._base import AbstractSolver
+from ._base import AbstractSolver, CellPath
 
 
 class SSA(AbstractSolver):
@@ -136,4 +136,4 @@ class SSA(AbstractSolver):
         res = jnp.where(
             (k < n_times - 1) & (res == RESULTS.successful), RESULTS.max_events_reached, res
         )
-        return ys, lws, n, res
+        return CellPath(ys, lws, n, res)

@@ -1,0 +1,102 @@
+"""The chemical Langevin equation with a lean fixed-step kernel."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._solution import RESULTS
+from ._base import AbstractSolver, CellPath
+
+
+class CLE(AbstractSolver):
+    r"""Chemical Langevin equation (Gillespie 2000, J. Chem. Phys. 113:297), Euler-Maruyama.
+
+    ``dX = S^T a(X) dt + S^T diag(sqrt(a(X))) dW`` with the network's propensities ``a`` and one
+    Brownian motion per reaction; weak order 1 in ``dt``. Steps have length ``dt`` except where
+    they are shortened to land exactly on output times and schedule breakpoints, so inputs switch
+    exactly. Time is kept relative to the current output interval (float32-safe late in time).
+
+    Non-negativity: propensities are evaluated at ``max(X, 0)`` and the state is clipped at 0
+    after each step. This biases means upwards where counts come near 0 (where the CLE itself is
+    no longer a good approximation of the jump process); use `TauLeap` or `SSA` there.
+
+    Pathwise differentiable: for a fixed key the noise is fixed (common random numbers), so
+    gradients of outputs with respect to parameters, initial counts and input levels are exact
+    derivatives of the discretised path. ``max_steps`` (the loop length) is sized from concrete
+    output times by `grn.simulate`; give it explicitly to simulate under an outer ``jit``.
+    """
+
+    dt: float
+    max_steps: int | None = None
+    stochastic = True
+
+    def __check_init__(self):
+        if not (isinstance(self.dt, int | float) and math.isfinite(self.dt) and self.dt > 0):
+            raise ValueError(f"CLE(dt=...) must be a positive finite number, got {self.dt!r}")
+        if self.max_steps is not None and (
+            not isinstance(self.max_steps, int) or self.max_steps < 1
+        ):
+            raise ValueError(
+                f"CLE(max_steps=...) must be a positive integer, got {self.max_steps!r}"
+            )
+
+    def bind(self, ts, schedule_times):
+        if self.max_steps is not None:
+            return self
+        if ts is None or schedule_times is None:
+            raise ValueError(
+                "CLE needs concrete output times to size its loop; under an outer jit pass "
+                "CLE(dt, max_steps=...) with max_steps >= duration/dt + output times + breakpoints"
+            )
+        duration = float(ts[-1] - ts[0])
+        inside = int(np.sum((schedule_times > ts[0]) & (schedule_times < ts[-1])))
+        steps = math.ceil(duration / self.dt * (1 + 1e-6)) + len(ts) + inside + 1
+        return CLE(self.dt, steps)
+
+    def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
+        dtype = ts.dtype
+        nu = jnp.asarray(network.stoichiometry, dtype)
+        n_times, n_segments = ts.shape[0], schedule_times.shape[0]
+        dt = jnp.asarray(self.dt, dtype)
+
+        def step(state, i):
+            x, k, t, seg, n, lw, ys, lws = state
+            done = k >= n_times - 1
+            t_start = ts[k]
+            span = ts[jnp.minimum(k + 1, n_times - 1)] - t_start
+            nxt = jnp.minimum(seg + 1, n_segments - 1)
+            bp = jnp.where(seg + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
+            to_bp = jnp.where(bp > t, bp - t, jnp.inf)
+            h = jnp.where(done, 0.0, jnp.minimum(dt, jnp.minimum(to_bp, span - t)))
+            hits_end = ~done & (h >= span - t)
+            hits_bp = ~done & (h >= to_bp)  # also when the breakpoint is the interval's end
+            u = schedule_table[seg]
+            xp = jnp.maximum(x, 0.0)
+            a = network.propensities(xp, params, u)
+            positive = a > 0
+            root_a = jnp.where(positive, jnp.sqrt(jnp.where(positive, a, 1.0)), 0.0)
+            dw = jax.random.normal(jax.random.fold_in(key, i), a.shape, dtype) * jnp.sqrt(h)
+            x_new = jnp.maximum(x + (a * h + root_a * dw) @ nu, 0.0)
+            lw_new = lw + network.fate_rate(xp, params, u) * h
+            row = jnp.where(hits_end, k + 1, n_times)  # out of range: the write is dropped
+            ys = ys.at[row].set(x_new, mode="drop")
+            lws = lws.at[row].set(lw_new, mode="drop")
+            t_new = jnp.where(hits_end, 0.0, jnp.where(hits_bp, bp, t + h))
+            state = (x_new, k + hits_end, t_new, seg + hits_bp, n + ~done, lw_new, ys, lws)
+            return state, None
+
+        x0 = x0.astype(dtype)
+        ys = jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0)
+        lws = jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0)
+        seg0 = jnp.searchsorted(schedule_times, ts[0], side="right") - 1
+        zero = jnp.zeros((), jnp.int32)
+        state = (x0, zero, jnp.zeros((), dtype), seg0, zero, jnp.zeros((), dtype), ys, lws)
+        state, _ = jax.lax.scan(step, state, jnp.arange(self.max_steps))
+        x, k, _, _, n, _, ys, lws = state
+        ok = (k >= n_times - 1) & jnp.all(jnp.isfinite(ys))
+        result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
+        return CellPath(ys, lws, n, result)
