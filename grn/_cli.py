@@ -109,26 +109,65 @@ def build_parser() -> argparse.ArgumentParser:
             "summary.csv, trajectories.png and run.json into the output folder."
         ),
     )
-    sim.add_argument("--model", default="telegraph", choices=list(BUILTIN), metavar="NAME",
-                     help=f"built-in network: {', '.join(BUILTIN)} (default: %(default)s)")
-    sim.add_argument("--solver", default="ssa", choices=list(SOLVERS),
-                     help="; ".join(f"{k}: {d}" for k, (_, d) in SOLVERS.items())
-                     + " (default: %(default)s)")
-    sim.add_argument("--cells", type=_positive_int, default=1000, metavar="N",
-                     help="number of cells (default: %(default)s)")
-    sim.add_argument("--t-end", type=_positive_float, default=50.0, metavar="T",
-                     help="final time; output times run from 0 to T (default: %(default)g)")
-    sim.add_argument("--points", type=_points, default=101, metavar="N",
-                     help="number of equally spaced output times (default: %(default)s)")
-    sim.add_argument("--seed", type=_seed, default=0, metavar="S",
-                     help="PRNG seed (default: %(default)s)")
-    sim.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
-                     help="override a model parameter (repeatable)")
-    sim.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
-                     help="cells simulated at once (bounds memory; default: about 1/20 of them)")
-    sim.add_argument("--out", type=Path, default=Path("grn-out"), metavar="DIR",
-                     help="output folder, created if needed; its files are overwritten "
-                          "(default: %(default)s)")
+    sim.add_argument(
+        "--model",
+        default="telegraph",
+        choices=list(BUILTIN),
+        metavar="NAME",
+        help=f"built-in network: {', '.join(BUILTIN)} (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--solver",
+        default="ssa",
+        choices=list(SOLVERS),
+        help="; ".join(f"{k}: {d}" for k, (_, d) in SOLVERS.items()) + " (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--cells",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="number of cells (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--t-end",
+        type=_positive_float,
+        default=50.0,
+        metavar="T",
+        help="final time; output times run from 0 to T (default: %(default)g)",
+    )
+    sim.add_argument(
+        "--points",
+        type=_points,
+        default=101,
+        metavar="N",
+        help="number of equally spaced output times (default: %(default)s)",
+    )
+    sim.add_argument(
+        "--seed", type=_seed, default=0, metavar="S", help="PRNG seed (default: %(default)s)"
+    )
+    sim.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a model parameter (repeatable)",
+    )
+    sim.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="cells simulated at once (bounds memory; default: about 1/20 of them)",
+    )
+    sim.add_argument(
+        "--out",
+        type=Path,
+        default=Path("grn-out"),
+        metavar="DIR",
+        help="output folder, created if needed; its files are overwritten (default: %(default)s)",
+    )
     sim.add_argument("--float64", action="store_true", help="simulate in double precision")
     sim.set_defaults(func=_simulate)
     return parser
@@ -145,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (_Fail, ValueError, KeyError, TypeError) as err:
+        if not _raised_by_grn(err):
+            raise  # a bug, not a bad option: keep the traceback
         print(f"grn: error: {_message(err)}", file=sys.stderr)
         return 2
     except OSError as err:
@@ -153,6 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("grn: interrupted", file=sys.stderr)
         return 130
+
+
+def _raised_by_grn(err: BaseException) -> bool:
+    """Whether ``err`` was raised in grn's own code (its validation), not deep inside JAX."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return True
+    package = Path(__file__).resolve().parent
+    return package in Path(tb.tb_frame.f_code.co_filename).resolve().parents
 
 
 def _message(err: Exception) -> str:
@@ -188,8 +240,10 @@ def _simulate_inner(args) -> int:
         if name in overrides:
             raise _Fail(f"--param {name!r} given more than once")
         if name not in network.params:
-            raise _Fail(f"--param {name}={value:g}: model {args.model!r} has no parameter "
-                        f"{name!r} (its parameters: {', '.join(network.params)})")
+            raise _Fail(
+                f"--param {name}={value:g}: model {args.model!r} has no parameter "
+                f"{name!r} (its parameters: {', '.join(network.params)})"
+            )
         overrides[name] = value
     solver = _solver_class(args.solver)()
     out = args.out
@@ -200,16 +254,24 @@ def _simulate_inner(args) -> int:
     if not solver.stochastic:
         print(f"{args.solver}: deterministic, one trajectory (--cells ignored)", file=sys.stderr)
     t0 = time.perf_counter()
-    sol = grn.simulate(network, ts=ts, key=jax.random.key(args.seed), solver=solver,
-                       n_cells=args.cells, params=overrides or None,
-                       batch_size=args.batch_size, throw=False, progress=True)
+    sol = grn.simulate(
+        network,
+        ts=ts,
+        key=jax.random.key(args.seed),
+        solver=solver,
+        n_cells=args.cells,
+        params=overrides or None,
+        batch_size=args.batch_size,
+        throw=False,
+        progress=True,
+    )
     sol = jax.block_until_ready(sol)
     sim_seconds = time.perf_counter() - t0
 
     ts_np = np.asarray(sol.ts)
     ys = np.asarray(sol.ys)
     result = np.asarray(sol.result)
-    mean, sd, n_ok = ensemble_stats(ys, result)
+    mean, sd, n_ok = ensemble_stats(ys, result, sol.cov_within)
     n_failed = int(ys.shape[0] - n_ok)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -220,8 +282,13 @@ def _simulate_inner(args) -> int:
         "run": out / "run.json",
     }
     np.savez_compressed(
-        files["simulation"], ts=ts_np, ys=ys, log_weight=np.asarray(sol.log_weight),
-        n_events=np.asarray(sol.n_events), result=result, species=np.array(sol.species),
+        files["simulation"],
+        ts=ts_np,
+        ys=ys,
+        log_weight=np.asarray(sol.log_weight),
+        n_events=np.asarray(sol.n_events),
+        result=result,
+        species=np.array(sol.species),
     )
     with open(files["summary"], "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -231,20 +298,28 @@ def _simulate_inner(args) -> int:
             for i in range(len(sol.species)):
                 row += [float(mean[k, i]), float(sd[k, i])]
             writer.writerow([repr(v) for v in row])
-    plot_trajectories(sol, files["plot"], n_single=5,
-                      title=f"{args.model} — {SOLVERS[args.solver][0]}")
+    plot_trajectories(
+        sol, files["plot"], n_single=5, title=f"{args.model} — {SOLVERS[args.solver][0]}"
+    )
 
-    codes = {grn.RESULTS(int(c)).name: int(n)
-             for c, n in zip(*np.unique(result, return_counts=True))}
+    codes = {
+        grn.RESULTS(int(c)).name: int(n) for c, n in zip(*np.unique(result, return_counts=True))
+    }
     devices = jax.devices()
     run = {
         "command": "simulate",
         "argv": args.argv,
         "options": {
-            "model": args.model, "solver": args.solver, "cells": args.cells,
-            "t_end": args.t_end, "points": args.points, "seed": args.seed,
-            "param": {k: v for k, v in overrides.items()}, "batch_size": args.batch_size,
-            "out": str(out), "float64": bool(args.float64),
+            "model": args.model,
+            "solver": args.solver,
+            "cells": args.cells,
+            "t_end": args.t_end,
+            "points": args.points,
+            "seed": args.seed,
+            "param": {k: v for k, v in overrides.items()},
+            "batch_size": args.batch_size,
+            "out": str(out),
+            "float64": bool(args.float64),
         },
         "params": {k: float(v) for k, v in {**network.params, **overrides}.items()},
         "species": list(sol.species),
@@ -254,10 +329,17 @@ def _simulate_inner(args) -> int:
         "total_events": int(np.asarray(sol.n_events, dtype=np.int64).sum()),
         "dtype": str(ys.dtype),
         "wall_time_s": {"simulate": sim_seconds, "total": time.perf_counter() - started},
-        "versions": {"grn": grn.__version__, "jax": jax.__version__,
-                     "python": platform.python_version()},
-        "device": {"backend": jax.default_backend(), "count": len(devices),
-                   "kind": devices[0].device_kind, "devices": [str(d) for d in devices]},
+        "versions": {
+            "grn": grn.__version__,
+            "jax": jax.__version__,
+            "python": platform.python_version(),
+        },
+        "device": {
+            "backend": jax.default_backend(),
+            "count": len(devices),
+            "kind": devices[0].device_kind,
+            "devices": [str(d) for d in devices],
+        },
         "platform": platform.platform(),
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "files": {k: p.name for k, p in files.items()},
@@ -265,13 +347,16 @@ def _simulate_inner(args) -> int:
     files["run"].write_text(json.dumps(run, indent=2) + "\n")
 
     what = f"{ys.shape[0]} cells" if solver.stochastic else "1 trajectory"
-    print(f"wrote {', '.join(p.name for p in files.values())} to {out}/ "
-          f"({what}, {sim_seconds:.1f} s)")
+    print(
+        f"wrote {', '.join(p.name for p in files.values())} to {out}/ ({what}, {sim_seconds:.1f} s)"
+    )
     if n_failed:
         first = int(next(c for c in result if c != 0))
-        print(f"grn: error: {n_failed} of {ys.shape[0]} cells failed and are left out of "
-              f"summary.csv and the plot; first failure: {grn.RESULTS.message(first)}",
-              file=sys.stderr)
+        print(
+            f"grn: error: {n_failed} of {ys.shape[0]} cells failed and are left out of "
+            f"summary.csv and the plot; first failure: {grn.RESULTS.message(first)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

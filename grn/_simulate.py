@@ -114,7 +114,11 @@ def _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size,
             outs.append(jax.tree.map(lambda v: v[: stop - start], out))
             jax.block_until_ready(outs[-1])
             bar.update(stop - start)
-    return jax.tree.map(lambda *vs: jnp.concatenate(vs), *outs, is_leaf=lambda v: v is None)
+    return jax.tree.map(
+        lambda *vs: None if vs[0] is None else jnp.concatenate(vs),
+        *outs,
+        is_leaf=lambda v: v is None,
+    )
 
 
 @eqx.filter_jit
