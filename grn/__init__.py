@@ -1,7 +1,7 @@
 """grn: differentiable, GPU-ready stochastic simulation of gene-regulatory networks in JAX."""
 
 from . import models as models
-from ._network import Network as Network, Reaction as Reaction
+from ._network import Event as Event, Network as Network, Reaction as Reaction
 from ._rate_laws import (
     AbstractRateLaw as AbstractRateLaw,
     hill_activation as hill_activation,

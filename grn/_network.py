@@ -72,6 +72,54 @@ class Reaction(eqx.Module):
         return f"{self.name!r} ({self.equation})" if self.name else repr(self.equation)
 
 
+class Event(eqx.Module):
+    """A discrete change of species counts or parameter values during a simulation.
+
+    ``Event(at=25.0, assign={"X": 50})`` fires once when time reaches 25 (exactly, also between
+    output times); ``Event(when=lambda t, x, p: x["P2"] > 30, assign={"P": 100, "P2": 0})`` fires
+    each time its trigger turns from false to true, checked after every reaction (exact SSA) or
+    step (approximate solvers). Assigned values are numbers, parameter names or callables
+    ``(x, p, u) -> value`` evaluated with the values just before the event (SBML semantics, no
+    delays). Targets are species or parameters.
+    """
+
+    assign: tuple[tuple[str, AbstractRateLaw], ...] = eqx.field(static=True)
+    at: float | None = eqx.field(static=True)
+    when: Callable | None = eqx.field(static=True)
+    name: str | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        assign: Mapping,
+        at: float | None = None,
+        when: Callable | None = None,
+        name: str | None = None,
+    ):
+        if (at is None) == (when is None):
+            raise ValueError(
+                f"event {name or ''}: give exactly one of at= (a time) or when= "
+                f"(a trigger callable (t, x, p) -> bool)"
+            )
+        if at is not None:
+            at = float(at)
+            if not np.isfinite(at):
+                raise ValueError(f"event {name or ''}: time at={at} must be finite")
+        if when is not None and not callable(when):
+            raise TypeError(f"event {name or ''}: when= must be a callable (t, x, p) -> bool")
+        if not isinstance(assign, Mapping) or not assign:
+            raise ValueError(f"event {name or ''}: assign= must be a non-empty mapping")
+        self.assign = tuple((str(k), _as_law(v)) for k, v in assign.items())
+        self.at, self.when, self.name = at, when, name
+
+    @property
+    def label(self) -> str:
+        return (
+            repr(self.name)
+            if self.name
+            else (f"at t={self.at}" if self.at is not None else "with a state trigger")
+        )
+
+
 class _UnknownName(KeyError):
     def __init__(self, kind: str, name: str, known: Sequence[str]):
         super().__init__(name)
@@ -143,6 +191,8 @@ class Network(eqx.Module):
     inputs: tuple[str, ...] = eqx.field(static=True)
     growth: AbstractRateLaw | None = eqx.field(static=True)
     death: AbstractRateLaw | None = eqx.field(static=True)
+    events: tuple[Event, ...] = eqx.field(static=True)
+    rules: tuple[tuple[str, AbstractRateLaw], ...] = eqx.field(static=True)
     params: dict[str, Any]
     x0: Any
 
@@ -155,6 +205,8 @@ class Network(eqx.Module):
         inputs: Sequence[str] = (),
         growth: AbstractRateLaw | Callable | None = None,
         death: AbstractRateLaw | Callable | None = None,
+        events: Sequence[Event] = (),
+        rules: Mapping[str, AbstractRateLaw | Callable] | None = None,
     ):
         if isinstance(species, str) or isinstance(inputs, str):
             raise TypeError("species and inputs must be sequences of names, not a single string")
@@ -192,6 +244,21 @@ class Network(eqx.Module):
         self.x0 = np.stack(values).astype(np.float64)
         self.growth = None if growth is None else _as_law(growth)
         self.death = None if death is None else _as_law(death)
+        self.events = tuple(events)
+        for i, event in enumerate(self.events):
+            if not isinstance(event, Event):
+                raise TypeError(f"event {i} must be a grn.Event, got {event!r}")
+            for target, _ in event.assign:
+                if target not in self.species and target not in self.params:
+                    raise ValueError(
+                        f"event {i} {event.label} assigns {target!r}, which is "
+                        f"neither a species nor a parameter"
+                    )
+        self.rules = tuple((str(k), _as_law(v)) for k, v in (rules or {}).items())
+        _check_names("rule", [name for name, _ in self.rules])
+        for name, _ in self.rules:
+            if name in self.species:
+                raise ValueError(f"rule {name!r} has the name of a species")
         self._validate_laws()
 
     def _validate_laws(self):
@@ -207,12 +274,18 @@ class Network(eqx.Module):
             for kind, law in (("growth", self.growth), ("death", self.death))
             if law
         ]
+        laws += [(f"rule {name!r}", law, ()) for name, law in self.rules]
+        laws += [
+            (f"event {i} {e.label} assignment to {target!r}", law, ())
+            for i, e in enumerate(self.events)
+            for target, law in e.assign
+        ]
         with np.errstate(all="ignore"):
             for where, law, reactants in laws:
                 try:
                     value = law(x, p, u, reactants, True)
                 except _UnknownName as err:
-                    raise ValueError(f"{where}: rate law uses {err}") from None
+                    raise ValueError(f"{where}: the law uses {err}") from None
                 value = np.asarray(value, dtype=np.float64)
                 if value.shape != ():
                     raise ValueError(
@@ -223,6 +296,14 @@ class Network(eqx.Module):
                         f"{where}: rate is {float(value)} at the default initial state and "
                         f"parameters; propensities must be finite and non-negative"
                     )
+            for i, event in enumerate(self.events):
+                if event.when is not None:
+                    try:
+                        event.when(0.0, x, p)
+                    except _UnknownName as err:
+                        raise ValueError(
+                            f"event {i} {event.label}: the trigger uses {err}"
+                        ) from None
 
     # -- structure -------------------------------------------------------------------------
     @property
@@ -275,6 +356,11 @@ class Network(eqx.Module):
         return self._stack(
             [r.rate(xs, ps, us, r.reactants, False) for r in self.reactions], x.dtype
         )
+
+    def rule_values(self, x, params, u) -> dict:
+        """Values of the assignment rules (derived quantities) at state ``x``."""
+        xs, ps, us = self._maps(x, params, u)
+        return {name: law(xs, ps, us) for name, law in self.rules}
 
     def fate_rate(self, x, params, u):
         """Net growth minus death rate ``g - h`` of one cell (0 without fate laws)."""

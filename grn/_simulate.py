@@ -69,7 +69,7 @@ def simulate(
         sched = schedule.as_arrays(network.inputs, dtype)
     else:
         sched = no_schedule(network.inputs, dtype)
-    solver = solver.bind(_concrete(ts), _concrete(sched[0]))
+    solver = solver.bind(network, _concrete(ts), _concrete(sched[0]))
     if key is None:
         if solver.stochastic:
             raise ValueError("a stochastic solver needs a PRNG key: pass key=jax.random.key(0)")

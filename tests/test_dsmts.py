@@ -29,10 +29,20 @@ def _batch_immigration_death(batch: int, mu: float) -> grn.Network:
     """DSMTS model 004: ``-> batch X`` at Alpha = 1, ``X ->`` at Mu X, from X = 0."""
     return grn.Network(
         species=["X"],
-        reactions=[grn.Reaction(f"-> {batch} X", grn.mass_action("Alpha"), "Immigration"),
-                   grn.Reaction("X ->", grn.mass_action("Mu"), "Death")],
+        reactions=[
+            grn.Reaction(f"-> {batch} X", grn.mass_action("Alpha"), "Immigration"),
+            grn.Reaction("X ->", grn.mass_action("Mu"), "Death"),
+        ],
         params={"Alpha": 1.0, "Mu": mu},
         x0={"X": 0},
+    )
+
+
+def _with_events(build, *events) -> grn.Network:
+    """A reference model with events added (DSMTS 00028, 00029, 00032, 00033)."""
+    net = build()
+    return grn.Network(
+        net.species, net.reactions, dict(net.params), dict(zip(net.species, net.x0)), events=events
     )
 
 
@@ -45,8 +55,37 @@ CASES = {
     # Immigration-death: -> X (Alpha), X -> (Mu X), X0 = 0.
     "00020": (grn.models.immigration_death, {"alpha": 1.0, "mu": 0.1}, {"X": 0}),
     "00021": (grn.models.immigration_death, {"alpha": 10.0, "mu": 0.1}, {"X": 0}),
+    # Immigration-death with a time event: at t >= 25 set X = 50 (00028), t >= 22.5, X = 20 (00029,
+    # between output times).
+    "00028": (
+        lambda: _with_events(grn.models.immigration_death, grn.Event(at=25.0, assign={"X": 50})),
+        {},
+        {},
+    ),
+    "00029": (
+        lambda: _with_events(grn.models.immigration_death, grn.Event(at=22.5, assign={"X": 20})),
+        {},
+        {},
+    ),
     # Dimerisation: 2P -> P2 (k1 P (P - 1) / 2), P2 -> 2P (k2 P2), P = 100, P2 = 0.
     "00030": (grn.models.dimerisation, {"k1": 0.001, "k2": 0.01}, {"P": 100, "P2": 0}),
+    # ... with a time event resetting both species at t >= 25 (00032), and a state event that
+    # resets them whenever P2 rises above 30 (00033).
+    "00032": (
+        lambda: _with_events(
+            grn.models.dimerisation, grn.Event(at=25.0, assign={"P": 100, "P2": 0})
+        ),
+        {},
+        {},
+    ),
+    "00033": (
+        lambda: _with_events(
+            grn.models.dimerisation,
+            grn.Event(when=lambda t, x, p: x["P2"] > 30, assign={"P": 100, "P2": 0}),
+        ),
+        {},
+        {},
+    ),
     # Batch immigration-death: -> 5X / 10X / 100X (Alpha = 1), X -> (Mu X), X0 = 0.
     "00037": (lambda: _batch_immigration_death(5, 0.2), {}, {}),
     "00038": (lambda: _batch_immigration_death(10, 0.4), {}, {}),
@@ -76,8 +115,14 @@ def test_dsmts_case(case, dsmts_dir, record_property):
     build, params, x0 = CASES[case]
     net = build()
     assert set(ref.species) <= set(net.species)
-    sol = grn.simulate(net, jnp.asarray(ref.times), key=jax.random.key(int(case)),
-                       n_cells=N_CELLS, params=params or None, x0=x0 or None)
+    sol = grn.simulate(
+        net,
+        jnp.asarray(ref.times),
+        key=jax.random.key(int(case)),
+        n_cells=N_CELLS,
+        params=params or None,
+        x0=x0 or None,
+    )
     assert np.all(np.asarray(sol.result) == grn.RESULTS.successful)
     np.testing.assert_array_equal(np.asarray(sol.ts), ref.times.astype(np.float32))
 
@@ -85,22 +130,29 @@ def test_dsmts_case(case, dsmts_dir, record_property):
     n_mean = sum(len(sc.mean_fails) for sc in scores)
     n_sd = sum(len(sc.sd_fails) for sc in scores)
     for sc in scores:
-        print(f"DSMTS {case} {sc.species}: max|Z| = {np.nanmax(np.abs(sc.z)):.2f}, "
-              f"max|Y| = {np.nanmax(np.abs(sc.y)):.2f}; mean fails at t = "
-              f"{sc.mean_fails.tolist()}, sd fails at t = {sc.sd_fails.tolist()}")
-    print(f"DSMTS {case}: {n_mean} mean fails, {n_sd} sd fails "
-          f"({'reported only' if case in SD_REPORTED_ONLY else 'asserted'} sd test)")
+        print(
+            f"DSMTS {case} {sc.species}: max|Z| = {np.nanmax(np.abs(sc.z)):.2f}, "
+            f"max|Y| = {np.nanmax(np.abs(sc.y)):.2f}; mean fails at t = "
+            f"{sc.mean_fails.tolist()}, sd fails at t = {sc.sd_fails.tolist()}"
+        )
+    print(
+        f"DSMTS {case}: {n_mean} mean fails, {n_sd} sd fails "
+        f"({'reported only' if case in SD_REPORTED_ONLY else 'asserted'} sd test)"
+    )
     record_property("mean_fails", n_mean)  # in the junit XML
     record_property("sd_fails", n_sd)
 
     for sc in scores:
         assert sc.exact_mismatch.size == 0, (
             f"{case} {sc.species}: at t = {sc.exact_mismatch.tolist()} the reference sd is 0 but "
-            f"cells differ from the reference mean")
+            f"cells differ from the reference mean"
+        )
     assert n_mean <= MAX_MEAN_FAILS, (
         f"{case}: {n_mean} mean tests outside {ref.mean_range}: "
-        + "; ".join(f"{sc.species} Z = {np.round(sc.z, 2).tolist()}" for sc in scores))
+        + "; ".join(f"{sc.species} Z = {np.round(sc.z, 2).tolist()}" for sc in scores)
+    )
     if case not in SD_REPORTED_ONLY:
         assert n_sd <= MAX_SD_FAILS, (
             f"{case}: {n_sd} sd tests outside {ref.sd_range}: "
-            + "; ".join(f"{sc.species} Y = {np.round(sc.y, 2).tolist()}" for sc in scores))
+            + "; ".join(f"{sc.species} Y = {np.round(sc.y, 2).tolist()}" for sc in scores)
+        )

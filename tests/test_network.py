@@ -192,3 +192,33 @@ def test_reference_models_build_with_documented_names():
         assert set(net.params) == params
     assert grn.models.schlogl().n_reactions == 4
     assert grn.models.vilar_oscillator().n_reactions == 16
+
+
+@pytest.mark.parametrize(
+    "event, match",
+    [
+        (lambda: grn.Event(assign={"M": 0}), "exactly one of at="),
+        (lambda: grn.Event(assign={"M": 0}, at=1.0, when=lambda t, x, p: True), "exactly one"),
+        (lambda: grn.Event(assign={}, at=1.0), "non-empty mapping"),
+        (lambda: grn.Event(assign={"M": 0}, at=float("inf")), "must be finite"),
+        (lambda: make(events=[grn.Event(assign={"Q": 0}, at=1.0)]), "assigns 'Q'"),
+        (
+            lambda: make(events=[grn.Event(assign={"M": 0}, when=lambda t, x, p: x["Q"] > 1)]),
+            "trigger uses unknown species 'Q'",
+        ),
+        (
+            lambda: make(events=[grn.Event(assign={"M": lambda x, p, u: p["zz"]}, at=1.0)]),
+            "unknown parameter 'zz'",
+        ),
+        (lambda: make(rules={"M": lambda x, p, u: 2 * x["M"]}), "name of a species"),
+    ],
+)
+def test_event_and_rule_validation(event, match):
+    with pytest.raises(ValueError, match=match):
+        event()
+
+
+def test_rules_are_evaluated_on_states():
+    net = make(rules={"y": lambda x, p, u: 2 * x["M"]})
+    values = net.rule_values(jnp.array([1.0, 0.0, 3.0]), net.params, jnp.zeros(0))
+    assert float(values["y"]) == 6.0

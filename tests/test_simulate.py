@@ -220,3 +220,21 @@ def test_float64_mode(tmp_path):
         check=True,
     )
     assert json.loads(proc.stdout.strip().splitlines()[-1])["dtype"] == "float64"
+
+
+def test_events_assign_parameters_and_refuse_unsupported_solvers():
+    base = grn.models.immigration_death()
+    stop = grn.Event(at=4.5, assign={"alpha": 0.0, "X": 0})
+    net = grn.Network(base.species, base.reactions, {"alpha": 20.0, "mu": 0.1}, events=[stop])
+    sol = grn.simulate(net, ts=TS, key=jax.random.key(0), n_cells=32)
+    late = np.asarray(TS) >= 4.5
+    assert bool(jnp.all(sol["X"][:, ~late][:, 1:] > 0))  # immigration before the event
+    np.testing.assert_array_equal(sol["X"][:, late], 0.0)  # none after it: alpha was set to 0
+    # A state event that doubles the death rate from the state each time X reaches 10.
+    grow = grn.Event(when=lambda t, x, p: x["X"] >= 10, assign={"mu": lambda x, p, u: 2 * p["mu"]})
+    net = grn.Network(base.species, base.reactions, {"alpha": 20.0, "mu": 0.1}, events=[grow])
+    sol = grn.simulate(net, ts=TS, key=jax.random.key(0), n_cells=8)
+    assert bool(jnp.all(sol.result == grn.RESULTS.successful))
+    for solver in (grn.ODE(), grn.LNA()):
+        with pytest.raises(ValueError, match="cannot honour the network's events"):
+            grn.simulate(net, ts=TS, key=jax.random.key(0), solver=solver)

@@ -34,8 +34,12 @@ class AbstractSolver(eqx.Module):
 
     def check(self, network) -> None:
         """Raise, in plain Python, if this solver cannot simulate ``network``."""
+        if network.events:
+            raise ValueError(
+                f"{type(self).__name__} cannot honour the network's events; use grn.SSA()"
+            )
 
-    def bind(self, ts, schedule_times) -> AbstractSolver:
+    def bind(self, network, ts, schedule_times) -> AbstractSolver:
         """Fix static settings that depend on concrete output times and breakpoints.
 
         Called by `grn.simulate` before compiling, with NumPy arrays when the values are

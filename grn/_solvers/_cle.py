@@ -10,6 +10,7 @@ import numpy as np
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
+from ._events import EventPlan
 
 
 class CLE(AbstractSolver):
@@ -19,6 +20,8 @@ class CLE(AbstractSolver):
     Brownian motion per reaction; weak order 1 in ``dt``. Steps have length ``dt`` except where
     they are shortened to land exactly on output times and schedule breakpoints, so inputs switch
     exactly. Time is kept relative to the current output interval (float32-safe late in time).
+    Time events (``Event(at=...)``) are restart points too; state events are checked after every
+    step (so they fire up to one step late: an approximation of the trigger time).
 
     Non-negativity: propensities are evaluated at ``max(X, 0)``, so the noise switches off when a
     count reaches 0 and the drift pushes it back, but the state itself is not clipped and may dip
@@ -47,7 +50,10 @@ class CLE(AbstractSolver):
                 f"CLE(max_steps=...) must be a positive integer, got {self.max_steps!r}"
             )
 
-    def bind(self, ts, schedule_times):
+    def check(self, network) -> None:
+        pass  # time events are restart points; state events are checked after every step
+
+    def bind(self, network, ts, schedule_times):
         if self.max_steps is not None:
             return self
         if ts is None or schedule_times is None:
@@ -56,7 +62,8 @@ class CLE(AbstractSolver):
                 "CLE(dt, max_steps=...) with max_steps >= duration/dt + output times + breakpoints"
             )
         duration = float(ts[-1] - ts[0])
-        inside = int(np.sum((schedule_times > ts[0]) & (schedule_times < ts[-1])))
+        restarts = np.append(schedule_times, [e.at for e in network.events if e.at is not None])
+        inside = int(np.sum((restarts > ts[0]) & (restarts < ts[-1])))
         steps = math.ceil(duration / self.dt * (1 + 1e-6)) + len(ts) + inside + 1
         return CLE(self.dt, steps)
 
@@ -65,41 +72,79 @@ class CLE(AbstractSolver):
         nu = jnp.asarray(network.stoichiometry, dtype)
         n_times, n_segments = ts.shape[0], schedule_times.shape[0]
         dt = jnp.asarray(self.dt, dtype)
+        events = EventPlan(network)
+        event_times = jnp.asarray(np.append(events.times, np.inf), dtype)
 
-        def step(state, i):
-            x, k, t, seg, n, lw, ys, lws = state
+        def step(s, i):
+            t, x, k = s["t"], s["x"], s["k"]
+            p = {**params, **s["p"]}
             done = k >= n_times - 1
             t_start = ts[k]
             span = ts[jnp.minimum(k + 1, n_times - 1)] - t_start
-            nxt = jnp.minimum(seg + 1, n_segments - 1)
-            bp = jnp.where(seg + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
+            nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
+            bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
             to_bp = jnp.where(bp > t, bp - t, jnp.inf)
-            h = jnp.where(done, 0.0, jnp.minimum(dt, jnp.minimum(to_bp, span - t)))
+            ev = event_times[s["te"]] - t_start if events.timed else jnp.inf
+            to_ev = jnp.where(ev > t, ev - t, jnp.inf)
+            h = jnp.minimum(jnp.minimum(dt, span - t), jnp.minimum(to_bp, to_ev))
+            h = jnp.where(done, 0.0, h)
             hits_end = ~done & (h >= span - t)
             hits_bp = ~done & (h >= to_bp)  # also when the breakpoint is the interval's end
-            u = schedule_table[seg]
+            hits_ev = ~done & (h >= to_ev)
+            u = schedule_table[s["seg"]]
             xp = jnp.maximum(x, 0.0)
-            a = network.propensities(xp, params, u)
+            a = network.propensities(xp, p, u)
             positive = a > 0
             root_a = jnp.where(positive, jnp.sqrt(jnp.where(positive, a, 1.0)), 0.0)
             dw = jax.random.normal(jax.random.fold_in(key, i), a.shape, dtype) * jnp.sqrt(h)
             x_new = x + (a * h + root_a * dw) @ nu
-            lw_new = lw + network.fate_rate(xp, params, u) * h
+            lw_new = s["lw"] + network.fate_rate(xp, p, u) * h
+            new = dict(s)
+            if events:
+                t_abs = t_start + jnp.where(hits_ev, ev, t + h)
+                if events.timed:
+                    x_e, p_e = events.apply_timed(s["te"], t_abs, x_new, p, u)
+                    x_new = jnp.where(hits_ev, x_e, x_new)
+                    p = jax.tree.map(lambda a, b: jnp.where(hits_ev, a, b), p_e, p)
+                    new["te"] = s["te"] + hits_ev
+                if events.triggered:
+                    x_e, p_e, trig = events.fire_triggered(t_abs, x_new, p, u, s["trig"])
+                    x_new = jnp.where(done, x_new, x_e)
+                    p = jax.tree.map(lambda a, b: jnp.where(done, b, a), p_e, p)
+                    new["trig"] = jnp.where(done, s["trig"], trig)
+                new["p"] = {name: p[name] for name in events.assigned}
             row = jnp.where(hits_end, k + 1, n_times)  # out of range: the write is dropped
-            ys = ys.at[row].set(x_new, mode="drop")
-            lws = lws.at[row].set(lw_new, mode="drop")
-            t_new = jnp.where(hits_end, 0.0, jnp.where(hits_bp, bp, t + h))
-            state = (x_new, k + hits_end, t_new, seg + hits_bp, n + ~done, lw_new, ys, lws)
-            return state, None
+            t_new = jnp.where(hits_ev, ev, jnp.where(hits_bp, bp, t + h))
+            new.update(
+                x=x_new,
+                k=k + hits_end,
+                t=jnp.where(hits_end, 0.0, t_new),
+                seg=s["seg"] + hits_bp,
+                n=s["n"] + ~done,
+                lw=lw_new,
+                ys=s["ys"].at[row].set(x_new, mode="drop"),
+                lws=s["lws"].at[row].set(lw_new, mode="drop"),
+            )
+            return new, None
 
         x0 = x0.astype(dtype)
-        ys = jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0)
-        lws = jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0)
-        seg0 = jnp.searchsorted(schedule_times, ts[0], side="right") - 1
         zero = jnp.zeros((), jnp.int32)
-        state = (x0, zero, jnp.zeros((), dtype), seg0, zero, jnp.zeros((), dtype), ys, lws)
+        state = {
+            "x": x0,
+            "k": zero,
+            "t": jnp.zeros((), dtype),
+            "seg": jnp.searchsorted(schedule_times, ts[0], side="right") - 1,
+            "n": zero,
+            "lw": jnp.zeros((), dtype),
+            "ys": jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0),
+            "lws": jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0),
+            "p": {name: params[name] for name in events.assigned},
+        }
+        if events.timed:
+            state["te"] = jnp.searchsorted(event_times, ts[0], side="right").astype(jnp.int32)
+        if events.triggered:
+            state["trig"] = events.triggers(ts[0], x0, params)
         state, _ = jax.lax.scan(step, state, jnp.arange(self.max_steps))
-        x, k, _, _, n, _, ys, lws = state
-        ok = (k >= n_times - 1) & jnp.all(jnp.isfinite(ys))
+        ok = (state["k"] >= n_times - 1) & jnp.all(jnp.isfinite(state["ys"]))
         result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
-        return CellPath(ys, lws, n, result)
+        return CellPath(state["ys"], state["lws"], state["n"], result)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
+from ._events import EventPlan
 
 
 class SSA(AbstractSolver):
@@ -37,6 +39,9 @@ class SSA(AbstractSolver):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"SSA({name}=...) must be a positive integer, got {value!r}")
 
+    def check(self, network) -> None:
+        pass  # SSA honours every event exactly
+
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
         dtype = ts.dtype
         nu = jnp.asarray(network.stoichiometry, jnp.int32)
@@ -44,96 +49,122 @@ class SSA(AbstractSolver):
         n_segments = schedule_times.shape[0]
         n_times = ts.shape[0]
         exact_limit = 2**24 if dtype == jnp.float32 else 2**31 - 1
+        events = EventPlan(network)
+        event_times = jnp.asarray(np.append(events.times, np.inf), dtype)
 
-        # Each step fires a reaction, crosses a schedule breakpoint or reaches the next output
-        # time, whose state is written in place. Steps run in blocks of fixed length with the
-        # block's random numbers drawn at once: a fixed-length inner loop keeps vmapped cells
-        # from copying their output buffers at every step, and cells wait for the slowest cell
-        # once per simulation rather than once per output interval.
-        def step(state, r):
-            x, k, t, seg, n, lw, res, ys, lws = state
-            active = (k < n_times - 1) & (res == RESULTS.successful) & (n < self.max_events)
+        # Each step fires a reaction, crosses a schedule breakpoint or time event, or reaches the
+        # next output time, whose state is written in place. Steps run in blocks of fixed length
+        # with the block's random numbers drawn at once: a fixed-length inner loop keeps vmapped
+        # cells from copying their output buffers at every step, and cells wait for the slowest
+        # cell once per simulation rather than once per output interval.
+        def step(s, r):
+            active = (s["k"] < n_times - 1) & (s["res"] == RESULTS.successful)
+            active = active & (s["n"] < self.max_events)
+            t, x, k = s["t"], s["x"], s["k"]
+            p = {**params, **s["p"]}
             t_start = ts[k]
             span = ts[jnp.minimum(k + 1, n_times - 1)] - t_start
-            u = schedule_table[seg]
+            u = schedule_table[s["seg"]]
             xf = x.astype(dtype)
-            a = network.propensities(xf, params, u)
+            a = network.propensities(xf, p, u)
             cumulative = jnp.cumsum(a)
             a0 = cumulative[-1]
             tau = jnp.where(a0 > 0, -jnp.log1p(-r[0]) / a0, jnp.inf)
-            # Restart points: the next schedule breakpoint inside this interval, or its end.
-            nxt = jnp.minimum(seg + 1, n_segments - 1)
-            bp = jnp.where(seg + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
+            # Restart points inside this interval: the next schedule breakpoint and time event.
+            nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
+            bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
+            ev = event_times[s["te"]] - t_start if events.timed else jnp.inf
             t_cand = t + tau
-            hits_bp = (bp <= span) & (t_cand >= bp)
-            hits_end = ~hits_bp & (t_cand >= span)
-            fire = ~(hits_bp | hits_end)
+            hits_ev = (ev <= span) & (ev <= bp) & (t_cand >= ev)
+            hits_bp = ~hits_ev & (bp <= span) & (t_cand >= bp)
+            hits_end = ~(hits_ev | hits_bp) & (t_cand >= span)
+            fire = ~(hits_ev | hits_bp | hits_end)
             j = jnp.sum(cumulative <= r[1] * a0)
             # r2 * a0 can round up to a0: fall back to the last reaction with a positive rate.
             last_positive = n_reactions - 1 - jnp.argmax((a > 0)[::-1])
             j = jnp.where(j >= n_reactions, last_positive, j)
             x_new = x + fire * nu[j]
-            t_new = jnp.where(hits_bp, bp, jnp.where(hits_end, span, t_cand))
-            lw_new = lw + network.fate_rate(xf, params, u) * (t_new - t)
+            t_new = jnp.where(
+                hits_ev, ev, jnp.where(hits_bp, bp, jnp.where(hits_end, span, t_cand))
+            )
+            lw_new = s["lw"] + network.fate_rate(xf, p, u) * (t_new - t)
+            new = {"p": s["p"]}
+            if events:
+                t_abs = t_start + t_new
+                if events.timed:
+                    x_e, p_e = events.apply_timed(s["te"], t_abs, x, p, u)
+                    x_new = jnp.where(hits_ev, x_e, x_new)
+                    p = jax.tree.map(lambda a, b: jnp.where(hits_ev, a, b), p_e, p)
+                    new["te"] = s["te"] + (hits_ev & active)
+                if events.triggered:
+                    x_new, p, trig = events.fire_triggered(t_abs, x_new, p, u, s["trig"])
+                    new["trig"] = jnp.where(active & (fire | hits_ev), trig, s["trig"])
+                new["p"] = {name: p[name] for name in events.assigned}
             code = jnp.where(
                 ~jnp.isfinite(a0) | jnp.any(a < 0),
                 RESULTS.invalid_propensity,
                 jnp.where(
                     jnp.any(x_new < 0),
                     RESULTS.negative_population,
-                    jnp.where(jnp.any(x_new >= exact_limit), RESULTS.count_overflow, res),
+                    jnp.where(jnp.any(x_new >= exact_limit), RESULTS.count_overflow, s["res"]),
                 ),
             )
-            code = jnp.where(active, code, res)
+            code = jnp.where(active, code, s["res"])
             ok = active & (code == RESULTS.successful)
             record = hits_end & ok
             row = jnp.where(record, k + 1, n_times)  # out of range: the write is dropped
-            ys = ys.at[row].set(xf, mode="drop")
-            lws = lws.at[row].set(lw_new, mode="drop")
-            state = (
-                jnp.where(ok, x_new, x),
-                k + record,
-                jnp.where(record, jnp.zeros_like(t), jnp.where(ok, t_new, t)),
-                seg + (hits_bp & ok),
-                n + (fire & ok),
-                jnp.where(ok, lw_new, lw),
-                code,
-                ys,
-                lws,
-            )
-            return state
+            keep = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+            return {
+                **s,
+                **{name: keep(new[name], s[name]) for name in ("te", "trig") if name in new},
+                "p": jax.tree.map(keep, new["p"], s["p"]),
+                "x": keep(x_new, x),
+                "k": k + record,
+                "t": jnp.where(record, jnp.zeros_like(t), keep(t_new, t)),
+                "seg": s["seg"] + (hits_bp & ok),
+                "n": s["n"] + (fire & ok),
+                "lw": keep(lw_new, s["lw"]),
+                "res": code,
+                "ys": s["ys"].at[row].set(xf, mode="drop"),
+                "lws": s["lws"].at[row].set(lw_new, mode="drop"),
+            }
 
         def running(carry):
-            (_, k, _, _, n, _, res, _, _), _ = carry
-            return (k < n_times - 1) & (res == RESULTS.successful) & (n < self.max_events)
+            s, _ = carry
+            return (
+                (s["k"] < n_times - 1)
+                & (s["res"] == RESULTS.successful)
+                & (s["n"] < self.max_events)
+            )
 
         def block(carry):
-            state, key = carry
+            s, key = carry
             key, sub = jax.random.split(key)
             r = jax.random.uniform(sub, (self.block, 2), dtype)
-            state = jax.lax.fori_loop(0, self.block, lambda i, st: step(st, r[i]), state)
-            return state, key
+            s = jax.lax.fori_loop(0, self.block, lambda i, s: step(s, r[i]), s)
+            return s, key
 
         x0 = jnp.round(x0).astype(jnp.int32)
-        ys = jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0.astype(dtype))
-        lws = jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0)
-        seg0 = jnp.searchsorted(schedule_times, ts[0], side="right") - 1
         zero = jnp.zeros((), jnp.int32)
-        state = (
-            x0,
-            zero,
-            jnp.zeros((), dtype),
-            seg0,
-            zero,
-            jnp.zeros((), dtype),
-            jnp.asarray(RESULTS.successful, jnp.int32),
-            ys,
-            lws,
-        )
+        state = {
+            "x": x0,
+            "k": zero,
+            "t": jnp.zeros((), dtype),
+            "seg": jnp.searchsorted(schedule_times, ts[0], side="right") - 1,
+            "n": zero,
+            "lw": jnp.zeros((), dtype),
+            "res": jnp.asarray(RESULTS.successful, jnp.int32),
+            "ys": jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0.astype(dtype)),
+            "lws": jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0),
+            "p": {name: params[name] for name in events.assigned},
+        }
+        if events.timed:
+            # SBML semantics: a trigger already true at the start does not fire.
+            state["te"] = jnp.searchsorted(event_times, ts[0], side="right").astype(jnp.int32)
+        if events.triggered:
+            state["trig"] = events.triggers(ts[0], x0, params)
         state, _ = jax.lax.while_loop(running, block, (state, key))
-        x, k, _, _, n, _, res, ys, lws = state
         # Rows not reached stay NaN; a cell that stopped early without an error ran out of events.
-        res = jnp.where(
-            (k < n_times - 1) & (res == RESULTS.successful), RESULTS.max_events_reached, res
-        )
-        return CellPath(ys, lws, n, res)
+        unfinished = (state["k"] < n_times - 1) & (state["res"] == RESULTS.successful)
+        res = jnp.where(unfinished, RESULTS.max_events_reached, state["res"])
+        return CellPath(state["ys"], state["lws"], state["n"], res)
