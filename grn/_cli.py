@@ -20,15 +20,18 @@ from . import __version__
 
 SOLVERS = {
     "ssa": ("SSA", "exact stochastic simulation (Gillespie's direct method)"),
+    "cle": ("CLE", "chemical Langevin equation, fixed step --dt"),
     "ode": ("ODE", "deterministic reaction-rate equations (one trajectory)"),
+    "lna": ("LNA", "linear-noise approximation: mean and covariance (one trajectory)"),
 }
-"""``--solver`` name -> (class name in `grn`, description). Add tau/cle/lna here."""
+"""``--solver`` name -> (class name in `grn`, description)."""
 
 
-def _solver_class(name: str):
+def _make_solver(args):
     import grn
 
-    return getattr(grn, SOLVERS[name][0])
+    cls = getattr(grn, SOLVERS[args.solver][0])
+    return cls(dt=args.dt) if args.solver == "cle" else cls()
 
 
 class _Fail(Exception):
@@ -144,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="number of equally spaced output times (default: %(default)s)",
     )
     sim.add_argument(
+        "--dt",
+        type=_positive_float,
+        default=0.01,
+        metavar="DT",
+        help="time step of the cle solver (default: %(default)g)",
+    )
+    sim.add_argument(
         "--seed", type=_seed, default=0, metavar="S", help="PRNG seed (default: %(default)s)"
     )
     sim.add_argument(
@@ -245,7 +255,7 @@ def _simulate_inner(args) -> int:
                 f"{name!r} (its parameters: {', '.join(network.params)})"
             )
         overrides[name] = value
-    solver = _solver_class(args.solver)()
+    solver = _make_solver(args)
     out = args.out
     if out.exists() and not out.is_dir():
         raise _Fail(f"--out {str(out)!r} exists and is not a folder")
@@ -312,6 +322,7 @@ def _simulate_inner(args) -> int:
         "options": {
             "model": args.model,
             "solver": args.solver,
+            "dt": args.dt if args.solver == "cle" else None,
             "cells": args.cells,
             "t_end": args.t_end,
             "points": args.points,

@@ -229,17 +229,20 @@ def test_help_version_and_no_command(capsys):
     assert "simulate" in capsys.readouterr().out
     assert main(["simulate", "--help"]) == 0
     help_text = capsys.readouterr().out
-    options = "model solver cells t-end points seed param batch-size out float64".split()
+    options = "model solver cells t-end points dt seed param batch-size out float64".split()
     assert all(f"--{opt}" in help_text for opt in options)
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().err
 
 
 def test_solver_names_resolve():
-    from grn._cli import _solver_class
+    from grn._cli import _make_solver, build_parser
 
     for name in SOLVERS:
-        assert issubclass(_solver_class(name), grn.AbstractSolver)
+        args = build_parser().parse_args(["simulate", "--solver", name, "--dt", "0.05"])
+        solver = _make_solver(args)
+        assert isinstance(solver, grn.AbstractSolver)
+        assert getattr(solver, "dt", 0.05) == 0.05
 
 
 def test_import_grn_does_not_import_matplotlib(bare_import):
