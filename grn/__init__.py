@@ -18,5 +18,6 @@ from ._solvers import (
     SSA as SSA,
     AbstractSolver as AbstractSolver,
 )
+from .io import load_sbml as load_sbml, save_sbml as save_sbml, to_sbml as to_sbml
 
 __version__ = "0.1.0"

@@ -1,0 +1,945 @@
+"""SBML import: a libsbml model -> a `grn.Network` with JAX-traceable rate laws.
+
+Semantics (those of the SBML specification, read for a discrete stochastic simulation, as in
+Evans, Gillespie & Wilkinson 2008, the DSMTS):
+
+- every species is a *count* (amount) in the network state; where a species with
+  ``hasOnlySubstanceUnits="false"`` appears in math its symbol means the concentration
+  ``amount / size`` of its compartment, and a value assigned to it (initial assignment, event) is a
+  concentration, converted to an amount with the compartment size;
+- a kinetic law is the reaction's propensity (substance per time, i.e. molecules per time);
+- compartment ids in math are their sizes; compartments with a size become network parameters, as
+  do global parameters and local parameters (renamed ``<reaction id>__<parameter id>`` so that
+  they shadow globals of the same name without clashing);
+- boundary and constant species stay in the state but no reaction changes them;
+- initial assignments are evaluated once at load time (float64); assignment rules are
+  substituted into every expression that uses their variable and also returned as network rules
+  (``Network.rule_values``); a species set by an assignment rule leaves the state;
+- events become `grn.Event`: a trigger ``time >= c`` (or ``time > c``, ``c <= time``, ...) with a
+  constant ``c`` is the exact time event ``Event(at=c)``, any other trigger a state trigger;
+- a reversible reaction whose kinetic law is a difference ``f - r`` is split into the forward and
+  reverse reactions ``<id>__forward`` and ``<id>__reverse`` (as COPASI does for stochastic runs);
+- unit definitions are ignored (values are taken as they stand); constraints are not checked.
+
+Anything else that changes the dynamics (algebraic and rate rules, delays, event priorities, fast
+reactions, conversion factors, variable stoichiometry, required SBML packages, ...) raises a
+`ValueError` that names the element, never a silently different model.
+
+MathML is compiled once per model into Python closures over ``jax.numpy`` (no string
+evaluation); each compiled law also keeps its formula in network names (SBML Level 3 infix
+syntax) so that `grn.io.to_sbml` can write an imported network back.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import jax.scipy.special as jss
+import numpy as np
+
+from .._network import Event, Network, Reaction
+from .._rate_laws import AbstractRateLaw
+
+AVOGADRO = 6.02214076e23
+
+
+def _libsbml():
+    try:
+        import libsbml
+    except ImportError:  # pragma: no cover - exercised only without the optional dependency
+        raise ImportError(
+            "SBML import/export needs python-libsbml: pip install python-libsbml"
+        ) from None
+    return libsbml
+
+
+class SBMLMath(AbstractRateLaw):
+    """A rate law (or rule, or event assignment) compiled from SBML MathML.
+
+    ``fn(x, p, u)`` evaluates it with jax.numpy; ``formula`` is the same expression in the
+    network's species and parameter names, in SBML Level 3 infix syntax (what the exporter
+    writes back). The law is the same in the stochastic and the deterministic form: an SBML
+    kinetic law already is the propensity.
+    """
+
+    fn: Callable[..., Any]
+    formula: str
+
+    def __call__(self, x, p, u, reactants=(), stochastic=True):
+        return self.fn(x, p, u)
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _read_document(source):
+    """(document, label) from a path or an XML string; ValueError naming the first error."""
+    libsbml = _libsbml()
+    if isinstance(source, bytes):
+        source = source.decode("utf-8")
+    if isinstance(source, str) and source.lstrip().startswith("<"):
+        label, text = "SBML string", source
+        doc = libsbml.readSBMLFromString(source)
+    elif isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"no SBML file at {str(path)!r}")
+        label, text = str(path), None
+        doc = libsbml.readSBMLFromFile(str(path))
+    else:
+        raise TypeError(
+            f"load_sbml expects a path or an SBML XML string, got {type(source).__name__}"
+        )
+    errors = [
+        doc.getError(i)
+        for i in range(doc.getNumErrors())
+        if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR
+    ]
+    if errors:
+        root = _root_element(text if text is not None else Path(source))
+        if root is not None and root != "sbml":
+            raise ValueError(
+                f"{label} is not an SBML document: its root element is <{root}>, not <sbml>"
+            )
+        err = errors[0]
+        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        raise ValueError(
+            f"{label} is not valid SBML: line {err.getLine()}: {err.getShortMessage()}: "
+            f"{err.getMessage().strip()}{more}"
+        )
+    if doc.getModel() is None:
+        raise ValueError(f"{label}: the SBML document has no <model>")
+    return doc, label
+
+
+def _root_element(source) -> str | None:
+    """Local name of the XML root element, or None where the XML is not well formed."""
+    stream = io.BytesIO(source.encode("utf-8")) if isinstance(source, str) else str(source)
+    try:
+        for _, element in ET.iterparse(stream, events=("start",)):
+            return element.tag.rsplit("}", 1)[-1]
+    except ET.ParseError:
+        return None
+    return None
+
+
+def _check_packages(doc, label):
+    """Raise for SBML Level 3 packages that change the model's meaning (``required="true"``)."""
+    namespaces = doc.getNamespaces()
+    for i in range(namespaces.getNumNamespaces()):
+        uri, prefix = namespaces.getURI(i), namespaces.getPrefix(i)
+        if not uri.startswith("http://www.sbml.org/sbml/level3/") or uri.endswith("/core"):
+            continue
+        required = doc.getPackageRequired(uri) or doc.getPackageRequired(prefix)
+        if required:
+            raise ValueError(
+                f"{label} uses the SBML Level 3 package {prefix!r} ({uri}), which grn does not "
+                f"support (it is marked required: the model means something else without it)"
+            )
+
+
+# -- math compilation ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Expr:
+    """A compiled expression: ``fn(x, p, t)``, its formula in network names, whether it reads t."""
+
+    fn: Callable[..., Any]
+    text: str
+    uses_time: bool = False
+    names: frozenset = frozenset()  # network species/parameter names it reads
+
+
+def _const(value: float, text: str | None = None) -> _Expr:
+    value = float(value) if not isinstance(value, bool) else value
+    if text is None:
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif math.isnan(value):
+            text = "NaN"
+        elif math.isinf(value):
+            text = "INF" if value > 0 else "-INF"
+        elif value == int(value) and abs(value) < 1e15:
+            text = str(int(value))
+        else:
+            text = repr(value)
+    return _Expr(lambda x, p, t: value, text)
+
+
+def _merge(children, fn, text) -> _Expr:
+    return _Expr(
+        fn,
+        text,
+        any(c.uses_time for c in children),
+        frozenset().union(*(c.names for c in children)),
+    )
+
+
+def _np_factorial(v):
+    return np.vectorize(math.gamma, otypes=[float])(np.asarray(v, float) + 1.0)
+
+
+_BACKENDS = {
+    "jax": (jnp, lambda v: jss.gamma(jnp.asarray(v) + 1.0)),
+    "numpy": (np, _np_factorial),
+}
+
+
+@dataclass
+class _Scope:
+    where: str
+    local: Mapping[str, str] = field(default_factory=dict)  # local parameter id -> network name
+    bound: Mapping[str, _Expr] = field(default_factory=dict)  # function-definition arguments
+    calls: tuple[str, ...] = ()  # function definitions being expanded (recursion guard)
+
+
+class _Compiler:
+    """Compiles libsbml ASTs into closures over one array backend (jax.numpy or numpy)."""
+
+    def __init__(self, importer: _Importer, backend: str):
+        self.imp = importer
+        self.L = importer.L
+        self.xp, self.factorial = _BACKENDS[backend]
+        self.rules: dict[str, _Expr] = {}
+        self.active: list[str] = []
+        L = self.L
+        self.unary = {
+            L.AST_FUNCTION_ABS: ("abs", "abs"),
+            L.AST_FUNCTION_EXP: ("exp", "exp"),
+            L.AST_FUNCTION_LN: ("log", "ln"),
+            L.AST_FUNCTION_FLOOR: ("floor", "floor"),
+            L.AST_FUNCTION_CEILING: ("ceil", "ceil"),
+            L.AST_FUNCTION_SIN: ("sin", "sin"),
+            L.AST_FUNCTION_COS: ("cos", "cos"),
+            L.AST_FUNCTION_TAN: ("tan", "tan"),
+            L.AST_FUNCTION_SINH: ("sinh", "sinh"),
+            L.AST_FUNCTION_COSH: ("cosh", "cosh"),
+            L.AST_FUNCTION_TANH: ("tanh", "tanh"),
+            L.AST_FUNCTION_ARCSIN: ("arcsin", "arcsin"),
+            L.AST_FUNCTION_ARCCOS: ("arccos", "arccos"),
+            L.AST_FUNCTION_ARCTAN: ("arctan", "arctan"),
+            L.AST_FUNCTION_ARCSINH: ("arcsinh", "arcsinh"),
+            L.AST_FUNCTION_ARCCOSH: ("arccosh", "arccosh"),
+            L.AST_FUNCTION_ARCTANH: ("arctanh", "arctanh"),
+        }
+        # f(x) = g(1 / x) or 1 / g(x)
+        self.reciprocal = {
+            L.AST_FUNCTION_SEC: ("cos", False, "sec"),
+            L.AST_FUNCTION_CSC: ("sin", False, "csc"),
+            L.AST_FUNCTION_COT: ("tan", False, "cot"),
+            L.AST_FUNCTION_SECH: ("cosh", False, "sech"),
+            L.AST_FUNCTION_CSCH: ("sinh", False, "csch"),
+            L.AST_FUNCTION_COTH: ("tanh", False, "coth"),
+            L.AST_FUNCTION_ARCSEC: ("arccos", True, "arcsec"),
+            L.AST_FUNCTION_ARCCSC: ("arcsin", True, "arccsc"),
+            L.AST_FUNCTION_ARCCOT: ("arctan", True, "arccot"),
+            L.AST_FUNCTION_ARCSECH: ("arccosh", True, "arcsech"),
+            L.AST_FUNCTION_ARCCSCH: ("arcsinh", True, "arccsch"),
+            L.AST_FUNCTION_ARCCOTH: ("arctanh", True, "arccoth"),
+        }
+        self.relational = {
+            L.AST_RELATIONAL_EQ: ("equal", "=="),
+            L.AST_RELATIONAL_NEQ: ("not_equal", "!="),
+            L.AST_RELATIONAL_GT: ("greater", ">"),
+            L.AST_RELATIONAL_GEQ: ("greater_equal", ">="),
+            L.AST_RELATIONAL_LT: ("less", "<"),
+            L.AST_RELATIONAL_LEQ: ("less_equal", "<="),
+        }
+
+    # -- symbols --------------------------------------------------------------------------------
+    def rule(self, variable: str) -> _Expr:
+        """The compiled assignment rule of ``variable`` (memoised; cycles raise)."""
+        if variable in self.rules:
+            return self.rules[variable]
+        if variable in self.active:
+            cycle = " -> ".join([*self.active[self.active.index(variable) :], variable])
+            raise ValueError(f"{self.imp.label}: assignment rules form a cycle: {cycle}")
+        self.active.append(variable)
+        try:
+            expr = self.compile(
+                self.imp.rules[variable], _Scope(f"assignmentRule for {variable!r}")
+            )
+        finally:
+            self.active.pop()
+        self.rules[variable] = expr
+        return expr
+
+    def symbol(self, name: str, scope: _Scope) -> _Expr:
+        if name in scope.bound:
+            return scope.bound[name]
+        if name in scope.local:
+            net = scope.local[name]
+            return _Expr(lambda x, p, t: p[net], net, names=frozenset([net]))
+        imp = self.imp
+        if name in imp.rules:
+            return self.rule(name)
+        if name in imp.species:
+            sp = imp.species[name]
+            amount = _Expr(lambda x, p, t: x[name], name, names=frozenset([name]))
+            if sp.getHasOnlySubstanceUnits() or imp.dimensionless(sp.getCompartment()):
+                return amount
+            size = self.symbol(sp.getCompartment(), scope)
+            return _merge(
+                (amount, size),
+                lambda x, p, t: x[name] / size.fn(x, p, t),
+                f"({name} / {size.text})",
+            )
+        if name in imp.net_params:
+            return _Expr(lambda x, p, t: p[name], name, names=frozenset([name]))
+        if name in imp.compartments:
+            raise ValueError(
+                f"{imp.label}: {scope.where} uses the size of compartment {name!r}, which has "
+                f"no size"
+            )
+        if name in imp.parameters:
+            raise ValueError(
+                f"{imp.label}: {scope.where} uses parameter {name!r}, which has no value"
+            )
+        if name in imp.reaction_ids:
+            raise ValueError(
+                f"{imp.label}: {scope.where} uses reaction id {name!r} (the reaction's rate) "
+                f"in math, which grn does not support"
+            )
+        if name in imp.species_reference_ids:
+            raise ValueError(
+                f"{imp.label}: {scope.where} uses species reference {name!r} (a variable "
+                f"stoichiometry), which grn does not support"
+            )
+        raise ValueError(f"{imp.label}: {scope.where} uses unknown identifier {name!r}")
+
+    # -- nodes ----------------------------------------------------------------------------------
+    def compile(self, node, scope: _Scope) -> _Expr:
+        if node is None:
+            raise ValueError(f"{self.imp.label}: {scope.where} has no math")
+        L, xp = self.L, self.xp
+        kind = node.getType()
+        n = node.getNumChildren()
+
+        def kids():
+            return [self.compile(node.getChild(i), scope) for i in range(n)]
+
+        if kind in (L.AST_INTEGER, L.AST_REAL, L.AST_REAL_E, L.AST_RATIONAL):
+            return _const(node.getValue())
+        if kind == L.AST_CONSTANT_PI:
+            return _const(math.pi, "pi")
+        if kind == L.AST_CONSTANT_E:
+            return _const(math.e, "exponentiale")
+        if kind == L.AST_CONSTANT_TRUE:
+            return _const(True)
+        if kind == L.AST_CONSTANT_FALSE:
+            return _const(False)
+        if kind == L.AST_NAME_AVOGADRO:
+            return _const(AVOGADRO, "avogadro")
+        if kind == L.AST_NAME_TIME:
+            return _Expr(lambda x, p, t: t, "time", uses_time=True)
+        if kind == L.AST_NAME:
+            return self.symbol(node.getName(), scope)
+        if kind == L.AST_PLUS:
+            return self._fold(kids(), lambda a, b: a + b, "+", 0.0)
+        if kind == L.AST_TIMES:
+            return self._fold(kids(), lambda a, b: a * b, "*", 1.0)
+        if kind == L.AST_MINUS:
+            cs = kids()
+            if n == 1:
+                (a,) = cs
+                return _merge(cs, lambda x, p, t: -a.fn(x, p, t), f"(-{a.text})")
+            if n == 2:
+                a, b = cs
+                return _merge(
+                    cs, lambda x, p, t: a.fn(x, p, t) - b.fn(x, p, t), f"({a.text} - {b.text})"
+                )
+        if kind == L.AST_DIVIDE and n == 2:
+            a, b = kids()
+            return _merge(
+                (a, b), lambda x, p, t: a.fn(x, p, t) / b.fn(x, p, t), f"({a.text} / {b.text})"
+            )
+        if kind in (L.AST_POWER, L.AST_FUNCTION_POWER) and n == 2:
+            a, b = kids()
+            return _merge(
+                (a, b),
+                lambda x, p, t: xp.power(a.fn(x, p, t), b.fn(x, p, t)),
+                f"({a.text} ^ {b.text})",
+            )
+        if kind == L.AST_FUNCTION_ROOT and n in (1, 2):
+            cs = kids()
+            if n == 1 or (node.getChild(0).isNumber() and node.getChild(0).getValue() == 2):
+                a = cs[-1]
+                return _merge(cs, lambda x, p, t: xp.sqrt(a.fn(x, p, t)), f"sqrt({a.text})")
+            d, a = cs
+            return _merge(
+                cs,
+                lambda x, p, t: xp.power(a.fn(x, p, t), 1.0 / d.fn(x, p, t)),
+                f"root({d.text}, {a.text})",
+            )
+        if kind == L.AST_FUNCTION_LOG and n in (1, 2):
+            cs = kids()
+            if n == 1 or (node.getChild(0).isNumber() and node.getChild(0).getValue() == 10):
+                a = cs[-1]
+                return _merge(cs, lambda x, p, t: xp.log10(a.fn(x, p, t)), f"log10({a.text})")
+            b, a = cs
+            return _merge(
+                cs,
+                lambda x, p, t: xp.log(a.fn(x, p, t)) / xp.log(b.fn(x, p, t)),
+                f"log({b.text}, {a.text})",
+            )
+        if kind in self.unary and n == 1:
+            (a,) = kids()
+            op, name = self.unary[kind]
+            f = getattr(xp, op)
+            return _merge((a,), lambda x, p, t: f(a.fn(x, p, t)), f"{name}({a.text})")
+        if kind in self.reciprocal and n == 1:
+            (a,) = kids()
+            op, inner, name = self.reciprocal[kind]
+            f = getattr(xp, op)
+            if inner:
+                fn = lambda x, p, t: f(1.0 / a.fn(x, p, t))  # noqa: E731
+            else:
+                fn = lambda x, p, t: 1.0 / f(a.fn(x, p, t))  # noqa: E731
+            return _merge((a,), fn, f"{name}({a.text})")
+        if kind == L.AST_FUNCTION_FACTORIAL and n == 1:
+            (a,) = kids()
+            g = self.factorial
+            return _merge((a,), lambda x, p, t: g(a.fn(x, p, t)), f"factorial({a.text})")
+        if kind in (L.AST_FUNCTION_MAX, L.AST_FUNCTION_MIN) and n >= 1:
+            cs = kids()
+            f = xp.maximum if kind == L.AST_FUNCTION_MAX else xp.minimum
+            name = "max" if kind == L.AST_FUNCTION_MAX else "min"
+            return self._call(cs, f, name)
+        if kind in (L.AST_FUNCTION_QUOTIENT, L.AST_FUNCTION_REM) and n == 2:
+            a, b = kids()
+            if kind == L.AST_FUNCTION_QUOTIENT:
+                fn = lambda x, p, t: xp.trunc(a.fn(x, p, t) / b.fn(x, p, t))  # noqa: E731
+                name = "quotient"
+            else:
+                fn = lambda x, p, t: xp.fmod(a.fn(x, p, t), b.fn(x, p, t))  # noqa: E731
+                name = "rem"
+            return _merge((a, b), fn, f"{name}({a.text}, {b.text})")
+        if kind in self.relational and n >= 2:
+            cs = kids()
+            op, sym = self.relational[kind]
+            f = getattr(xp, op)
+
+            def relation(x, p, t, cs=cs, f=f):
+                values = [c.fn(x, p, t) for c in cs]
+                out = f(values[0], values[1])
+                for a, b in zip(values[1:-1], values[2:]):
+                    out = xp.logical_and(out, f(a, b))
+                return out
+
+            pairs = [f"({a.text} {sym} {b.text})" for a, b in zip(cs[:-1], cs[1:])]
+            return _merge(cs, relation, "(" + " && ".join(pairs) + ")")
+        if kind in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR, L.AST_LOGICAL_XOR):
+            cs = kids()
+            f, sym, empty = {
+                L.AST_LOGICAL_AND: (xp.logical_and, "&&", True),
+                L.AST_LOGICAL_OR: (xp.logical_or, "||", False),
+                L.AST_LOGICAL_XOR: (xp.logical_xor, None, False),
+            }[kind]
+            if not cs:
+                return _const(empty)
+            if sym is None:
+                return self._call(cs, f, "xor")
+            return self._fold(cs, f, sym, empty)
+        if kind == L.AST_LOGICAL_NOT and n == 1:
+            (a,) = kids()
+            return _merge((a,), lambda x, p, t: xp.logical_not(a.fn(x, p, t)), f"!({a.text})")
+        if kind == L.AST_LOGICAL_IMPLIES and n == 2:
+            a, b = kids()
+            return _merge(
+                (a, b),
+                lambda x, p, t: xp.logical_or(xp.logical_not(a.fn(x, p, t)), b.fn(x, p, t)),
+                f"implies({a.text}, {b.text})",
+            )
+        if kind == L.AST_FUNCTION_PIECEWISE:
+            return self._piecewise(kids())
+        if kind == L.AST_FUNCTION:
+            return self._user_function(node, scope)
+        if kind == L.AST_FUNCTION_DELAY:
+            raise ValueError(
+                f"{self.imp.label}: {scope.where} uses the delay csymbol (delay differential "
+                f"equations), which grn does not support"
+            )
+        if kind == L.AST_FUNCTION_RATE_OF:
+            raise ValueError(
+                f"{self.imp.label}: {scope.where} uses the rateOf csymbol, which grn does not "
+                f"support"
+            )
+        name = node.getName() or self.L.formulaToL3String(node)
+        raise ValueError(
+            f"{self.imp.label}: {scope.where} uses MathML {name!r} (libsbml AST type {kind}"
+            f" with {n} arguments), which grn does not support"
+        )
+
+    def _fold(self, cs, f, sym, empty) -> _Expr:
+        if not cs:
+            return _const(empty)
+        if len(cs) == 1:
+            return cs[0]
+
+        def fold(x, p, t):
+            out = cs[0].fn(x, p, t)
+            for c in cs[1:]:
+                out = f(out, c.fn(x, p, t))
+            return out
+
+        return _merge(cs, fold, "(" + f" {sym} ".join(c.text for c in cs) + ")")
+
+    def _call(self, cs, f, name) -> _Expr:
+        def call(x, p, t):
+            out = cs[0].fn(x, p, t)
+            for c in cs[1:]:
+                out = f(out, c.fn(x, p, t))
+            return out
+
+        return _merge(cs, call, f"{name}(" + ", ".join(c.text for c in cs) + ")")
+
+    def _piecewise(self, cs) -> _Expr:
+        xp = self.xp
+        pieces = [(cs[i], cs[i + 1]) for i in range(0, len(cs) - 1, 2)]
+        otherwise = cs[-1] if len(cs) % 2 else _const(math.nan)
+
+        def piecewise(x, p, t):
+            out = otherwise.fn(x, p, t)
+            for value, cond in reversed(pieces):
+                out = xp.where(xp.asarray(cond.fn(x, p, t), bool), value.fn(x, p, t), out)
+            return out
+
+        text = "piecewise(" + ", ".join(c.text for c in cs) + ")"
+        return _merge(cs, piecewise, text)
+
+    def _user_function(self, node, scope: _Scope) -> _Expr:
+        name = node.getName()
+        fd = self.imp.model.getFunctionDefinition(name)
+        if fd is None or fd.getBody() is None:
+            raise ValueError(f"{self.imp.label}: {scope.where} calls unknown function {name!r}")
+        if name in scope.calls:
+            raise ValueError(
+                f"{self.imp.label}: functionDefinition {name!r} calls itself (in {scope.where})"
+            )
+        n_args = fd.getNumArguments()
+        if n_args != node.getNumChildren():
+            raise ValueError(
+                f"{self.imp.label}: {scope.where} calls functionDefinition {name!r} with "
+                f"{node.getNumChildren()} arguments; it takes {n_args}"
+            )
+        args = [self.compile(node.getChild(i), scope) for i in range(n_args)]
+        bound = {fd.getArgument(i).getName(): args[i] for i in range(n_args)}
+        inner = _Scope(
+            f"functionDefinition {name!r} (called in {scope.where})",
+            local={},
+            bound=bound,
+            calls=(*scope.calls, name),
+        )
+        return self.compile(fd.getBody(), inner)
+
+
+# -- the importer -------------------------------------------------------------------------------
+class _LazyValues(Mapping):
+    """Name -> initial value, computed on first access (initial assignments may chain)."""
+
+    def __init__(self, names, compute, label):
+        self._names, self._compute, self._label = list(names), compute, label
+        self._values: dict[str, float] = {}
+        self._active: list[str] = []
+
+    def __getitem__(self, name):
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._values:
+            if name in self._active:
+                raise ValueError(
+                    f"{self._label}: initial values depend on each other in a cycle: "
+                    + " -> ".join([*self._active[self._active.index(name) :], name])
+                )
+            self._active.append(name)
+            try:
+                self._values[name] = float(self._compute(name))
+            finally:
+                self._active.pop()
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+
+class _Importer:
+    def __init__(self, model, label: str):
+        self.L = _libsbml()
+        self.model, self.label = model, label
+        L, m = self.L, model
+        self.level = m.getLevel()
+        self.species = {s.getId(): s for s in m.getListOfSpecies()}
+        self.compartments = {c.getId(): c for c in m.getListOfCompartments()}
+        self.parameters = {p.getId(): p for p in m.getListOfParameters()}
+        self.reaction_ids = {r.getId() for r in m.getListOfReactions()}
+        self.species_reference_ids = {
+            sr.getId()
+            for r in m.getListOfReactions()
+            for sr in [*r.getListOfReactants(), *r.getListOfProducts()]
+            if sr.isSetId()
+        }
+        self.initial = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()}
+        self.rules = {}
+        for rule in m.getListOfRules():
+            variable = rule.getVariable() if rule.isSetVariable() else ""
+            if rule.isAlgebraic():
+                ident = rule.getId() or rule.getMetaId() or "(no id)"
+                raise ValueError(
+                    f"{label}: algebraicRule {ident} ({L.formulaToL3String(rule.getMath())} = 0)"
+                    f": algebraic rules are not supported"
+                )
+            if rule.isRate():
+                raise ValueError(
+                    f"{label}: rateRule for {variable!r}: rate rules (continuous dynamics "
+                    f"outside reactions) are not supported"
+                )
+            self.rules[variable] = rule.getMath()
+        self._check_unsupported()
+        # Network parameters: globals and sized compartments not set by rules, local parameters.
+        self.net_params: dict[str, tuple[str, Any]] = {}
+        for pid, par in self.parameters.items():
+            if pid not in self.rules and (par.isSetValue() or pid in self.initial):
+                self.net_params[pid] = ("parameter", par)
+        for cid, comp in self.compartments.items():
+            if cid not in self.rules and (comp.isSetSize() or cid in self.initial):
+                self.net_params[cid] = ("compartment", comp)
+        taken = set(self.species) | set(self.compartments) | set(self.parameters)
+        taken |= self.reaction_ids | self.species_reference_ids
+        taken |= {f.getId() for f in m.getListOfFunctionDefinitions()}
+        self.locals: dict[str, dict[str, str]] = {}
+        for r in m.getListOfReactions():
+            kl = r.getKineticLaw()
+            if kl is None:
+                continue
+            params = kl.getListOfLocalParameters() if self.level >= 3 else kl.getListOfParameters()
+            names = {}
+            for par in params:
+                net = f"{r.getId()}__{par.getId()}"
+                while net in taken:
+                    net += "_"
+                taken.add(net)
+                names[par.getId()] = net
+                if not par.isSetValue():
+                    raise ValueError(
+                        f"{label}: local parameter {par.getId()!r} of reaction {r.getId()!r} "
+                        f"has no value"
+                    )
+                self.net_params[net] = ("local", par)
+            self.locals[r.getId()] = names
+        self.state = [s for s in self.species if s not in self.rules]
+        self.used: set[str] = set()  # network names that compiled expressions read
+        self.jax = _Compiler(self, "jax")
+        self.numpy = _Compiler(self, "numpy")
+
+    def dimensionless(self, compartment: str) -> bool:
+        comp = self.compartments.get(compartment)
+        return comp is not None and comp.getSpatialDimensionsAsDouble() == 0
+
+    def _check_unsupported(self):
+        m, label = self.model, self.label
+        if m.isSetConversionFactor():
+            raise ValueError(
+                f"{label}: model conversionFactor {m.getConversionFactor()!r} is not supported"
+            )
+        for sid, sp in self.species.items():
+            if sp.isSetConversionFactor():
+                raise ValueError(
+                    f"{label}: species {sid!r} has a conversionFactor, which is not supported"
+                )
+        for r in m.getListOfReactions():
+            rid = r.getId()
+            if r.isSetFast() and r.getFast():
+                raise ValueError(
+                    f'{label}: reaction {rid!r} is fast (fast="true", a rapid-equilibrium '
+                    f"approximation), which grn does not support"
+                )
+            for sr in [*r.getListOfReactants(), *r.getListOfProducts()]:
+                if self.level == 2 and sr.isSetStoichiometryMath():
+                    raise ValueError(
+                        f"{label}: reaction {rid!r}: stoichiometryMath for species "
+                        f"{sr.getSpecies()!r} (variable stoichiometry) is not supported"
+                    )
+        events_assign = {
+            ea.getVariable() for e in m.getListOfEvents() for ea in e.getListOfEventAssignments()
+        }
+        for ident in self.species_reference_ids:
+            if ident in self.rules or ident in self.initial or ident in events_assign:
+                raise ValueError(
+                    f"{label}: speciesReference {ident!r} has its stoichiometry set by a rule, "
+                    f"initialAssignment or event (variable stoichiometry), which is not supported"
+                )
+        for e in m.getListOfEvents():
+            ident = e.getId() or e.getMetaId() or "(no id)"
+            if e.isSetDelay():
+                raise ValueError(
+                    f"{label}: event {ident!r} has a delay, which grn does not support"
+                )
+            if self.level >= 3 and e.isSetPriority():
+                raise ValueError(
+                    f"{label}: event {ident!r} has a priority, which grn does not support"
+                )
+            if e.getTrigger() is None or e.getTrigger().getMath() is None:
+                raise ValueError(f"{label}: event {ident!r} has no trigger")
+
+    # -- values at load time --------------------------------------------------------------------
+    def initial_values(self):
+        pvals = _LazyValues(self.net_params, self._initial_param, self.label)
+        xvals = _LazyValues(self.state, self._initial_species, self.label)
+        self._pvals, self._xvals = pvals, xvals
+        with np.errstate(all="ignore"):
+            params = {name: pvals[name] for name in self.net_params}
+            x0 = {name: xvals[name] for name in self.state}
+        for name, value in params.items():
+            kind, obj = self.net_params[name]
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(
+                    f"{self.label}: {kind} {name!r} has the value {value}; grn.Network needs "
+                    f"finite non-negative parameters"
+                )
+        for name, value in x0.items():
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(
+                    f"{self.label}: species {name!r} starts at {value}; initial amounts must be "
+                    f"finite and non-negative"
+                )
+        return params, x0
+
+    def _evaluate(self, math_node, where):
+        expr = self.numpy.compile(math_node, _Scope(where))
+        return expr.fn(self._xvals, self._pvals, 0.0)
+
+    def _initial_param(self, name):
+        kind, obj = self.net_params[name]
+        if kind != "local" and name in self.initial:
+            return self._evaluate(self.initial[name], f"initialAssignment to {name!r}")
+        return obj.getValue() if kind != "compartment" else obj.getSize()
+
+    def _initial_species(self, sid):
+        sp = self.species[sid]
+        concentration = not sp.getHasOnlySubstanceUnits()
+        if sid in self.initial:
+            value = self._evaluate(self.initial[sid], f"initialAssignment to {sid!r}")
+        elif sp.isSetInitialAmount():
+            value, concentration = sp.getInitialAmount(), False
+        elif sp.isSetInitialConcentration():
+            value, concentration = sp.getInitialConcentration(), True
+        else:
+            raise ValueError(f"{self.label}: species {sid!r} has no initial amount or value")
+        if concentration and not self.dimensionless(sp.getCompartment()):
+            scope = _Scope(f"the initial value of species {sid!r}")
+            value = value * self.numpy.symbol(sp.getCompartment(), scope).fn(
+                self._xvals, self._pvals, 0.0
+            )
+        return value
+
+    # -- pieces of the network ------------------------------------------------------------------
+    def law(self, math_node, scope: _Scope, allow_time=False) -> SBMLMath:
+        expr = self.jax.compile(math_node, scope)
+        self.used |= expr.names
+        if expr.uses_time and not allow_time:
+            raise ValueError(
+                f"{self.label}: {scope.where} depends on time (csymbol time), which grn rate "
+                f"laws, rules and event assignments cannot read"
+            )
+        fn = expr.fn
+        return SBMLMath(lambda x, p, u: fn(x, p, None), expr.text)
+
+    def _as_amount(self, target: str, law: SBMLMath) -> SBMLMath:
+        """A value assigned to a species: amount, or concentration times compartment size."""
+        sp = self.species[target]
+        if sp.getHasOnlySubstanceUnits() or self.dimensionless(sp.getCompartment()):
+            return law
+        size = self.jax.symbol(sp.getCompartment(), _Scope(f"species {target!r}"))
+        self.used |= size.names
+        fn, sfn = law.fn, size.fn
+        return SBMLMath(
+            lambda x, p, u: fn(x, p, u) * sfn(x, p, None), f"({law.formula} * {size.text})"
+        )
+
+    def reactions(self) -> list[Reaction]:
+        out = []
+        for r in self.model.getListOfReactions():
+            rid = r.getId()
+            kl = r.getKineticLaw()
+            if kl is None or kl.getMath() is None:
+                raise ValueError(f"{self.label}: reaction {rid!r} has no kineticLaw")
+            left = self._side(r, r.getListOfReactants())
+            right = self._side(r, r.getListOfProducts())
+            scope = _Scope(f"the kineticLaw of reaction {rid!r}", local=self.locals.get(rid, {}))
+            math_node = kl.getMath()
+            if not r.getReversible():
+                out.append(Reaction(f"{left} -> {right}", self.law(math_node, scope), rid))
+                continue
+            if math_node.getType() != self.L.AST_MINUS or math_node.getNumChildren() != 2:
+                raise ValueError(
+                    f"{self.label}: reaction {rid!r} is reversible and its kineticLaw "
+                    f"({self.L.formulaToL3String(math_node)}) is not a difference "
+                    f"'forward - reverse'; a stochastic simulation needs irreversible "
+                    f'reactions: split it in two, or set reversible="false" if the law is '
+                    f"never negative"
+                )
+            forward = self.law(math_node.getChild(0), scope)
+            reverse = self.law(math_node.getChild(1), scope)
+            out.append(Reaction(f"{left} -> {right}", forward, f"{rid}__forward"))
+            out.append(Reaction(f"{right} -> {left}", reverse, f"{rid}__reverse"))
+        return out
+
+    def _side(self, reaction, refs) -> str:
+        rid = reaction.getId()
+        terms: dict[str, float] = {}
+        for sr in refs:
+            sid = sr.getSpecies()
+            sp = self.species.get(sid)
+            if sp is None:
+                raise ValueError(f"{self.label}: reaction {rid!r} uses unknown species {sid!r}")
+            if self.level >= 3 and not sr.isSetStoichiometry():
+                raise ValueError(
+                    f"{self.label}: reaction {rid!r}: the stoichiometry of species {sid!r} "
+                    f"is not set"
+                )
+            nu = sr.getStoichiometry()
+            if self.level <= 2 and sr.getDenominator() != 1:
+                nu = nu / sr.getDenominator()
+            if not math.isfinite(nu) or nu < 0 or nu != round(nu):
+                raise ValueError(
+                    f"{self.label}: reaction {rid!r}: stoichiometry {nu} of species {sid!r} "
+                    f"is not a non-negative integer (molecule counts change in whole numbers)"
+                )
+            if sp.getBoundaryCondition() or sp.getConstant() or nu == 0:
+                continue
+            if sid in self.rules:
+                raise ValueError(
+                    f"{self.label}: reaction {rid!r} changes species {sid!r}, which an "
+                    f"assignmentRule also sets"
+                )
+            terms[sid] = terms.get(sid, 0) + int(round(nu))
+        return " + ".join(sid if nu == 1 else f"{nu} {sid}" for sid, nu in terms.items())
+
+    def rule_laws(self) -> dict[str, SBMLMath]:
+        laws = {}
+        for variable in self.rules:
+            law = self.law(self.rules[variable], _Scope(f"assignmentRule for {variable!r}"))
+            if variable in self.species:
+                law = self._as_amount(variable, law)
+            laws[variable] = law
+        return laws
+
+    def events(self, constant_params: set[str]) -> list[Event]:
+        out = []
+        for e in self.model.getListOfEvents():
+            ident = e.getId() or e.getMetaId() or None
+            where = f"event {ident!r}" if ident else "an event"
+            assign = {}
+            for ea in e.getListOfEventAssignments():
+                target = ea.getVariable()
+                scope = _Scope(f"{where}: the eventAssignment to {target!r}")
+                law = self.law(ea.getMath(), scope)
+                if target in self.species:
+                    sp = self.species[target]
+                    if target in self.rules or sp.getConstant():
+                        raise ValueError(
+                            f"{self.label}: {where} assigns species {target!r}, which is "
+                            f"constant or set by an assignmentRule"
+                        )
+                    law = self._as_amount(target, law)
+                elif target not in self.net_params:
+                    raise ValueError(
+                        f"{self.label}: {where} assigns {target!r}, which is not a species, "
+                        f"compartment or parameter of the model (or has no value)"
+                    )
+                assign[target] = law
+            if not assign:
+                continue  # an event without assignments changes nothing
+            trigger = e.getTrigger().getMath()
+            at = self._time_trigger(trigger, constant_params, where)
+            if at is not None:
+                out.append(Event(assign, at=at, name=ident))
+                continue
+            expr = self.jax.compile(trigger, _Scope(f"{where}: the trigger"))
+            self.used |= expr.names
+            out.append(Event(assign, when=_trigger(expr.fn, expr.text), name=ident))
+        return out
+
+    def _time_trigger(self, node, constant_params, where) -> float | None:
+        """``c`` of a trigger ``time >= c`` (``time > c``, ``c <= time``, ``c < time``)."""
+        L = self.L
+        kind = node.getType()
+        if node.getNumChildren() != 2:
+            return None
+        a, b = node.getChild(0), node.getChild(1)
+        if kind in (L.AST_RELATIONAL_GEQ, L.AST_RELATIONAL_GT):
+            time, bound = a, b
+        elif kind in (L.AST_RELATIONAL_LEQ, L.AST_RELATIONAL_LT):
+            time, bound = b, a
+        else:
+            return None
+        if time.getType() != L.AST_NAME_TIME:
+            return None
+        expr = self.numpy.compile(bound, _Scope(f"{where}: the trigger"))
+        if expr.uses_time or not expr.names <= constant_params:
+            return None
+        with np.errstate(all="ignore"):
+            value = float(expr.fn(self._xvals, self._pvals, 0.0))
+        if not math.isfinite(value):
+            raise ValueError(f"{self.label}: {where} fires at time {value}")
+        return value
+
+    def network(self) -> Network:
+        params, x0 = self.initial_values()
+        assigned = {
+            ea.getVariable()
+            for e in self.model.getListOfEvents()
+            for ea in e.getListOfEventAssignments()
+        }
+        constant_params = {name for name in self.net_params if name not in assigned}
+        reactions = self.reactions()
+        rules = self.rule_laws()
+        events = self.events(constant_params)
+        # Compartment sizes that no expression reads (amount-only models) are left out.
+        params = {
+            name: value
+            for name, value in params.items()
+            if self.net_params[name][0] != "compartment" or name in self.used | assigned
+        }
+        if not self.state:
+            raise ValueError(f"{self.label}: the model has no species that reactions can change")
+        try:
+            return Network(
+                species=self.state,
+                reactions=reactions,
+                params=params,
+                x0=x0,
+                events=events,
+                rules=rules,
+            )
+        except (ValueError, TypeError, KeyError) as err:
+            raise ValueError(f"{self.label}: {err}") from err
+
+
+def _trigger(fn, text):
+    def when(t, x, p):
+        return fn(x, p, t)
+
+    when.sbml_formula = text
+    return when
+
+
+def load_sbml(source: str | os.PathLike) -> Network:
+    """Read an SBML model (a file path, or the XML itself as a string) into a `grn.Network`.
+
+    Species become counts, parameters, sized compartments and (renamed) local parameters become
+    network parameters, kinetic laws become propensities, assignment rules become network rules
+    and events `grn.Event` s; see the module documentation for the exact semantics. Anything that
+    grn cannot simulate faithfully raises a `ValueError` that names the SBML element.
+    """
+    doc, label = _read_document(source)
+    _check_packages(doc, label)
+    return _Importer(doc.getModel(), label).network()
