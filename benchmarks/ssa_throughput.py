@@ -48,11 +48,21 @@ from pathlib import Path
 import numpy as np
 
 try:  # run as a script: benchmarks/ is on sys.path
-    from _peers import GillesPy2SSA, ModelSpec, ReactionSpec, ensure_scons_on_path
-    from _peers import gillespy2_version as _gillespy2_version
+    from _peers import (
+        GillesPy2SSA,
+        ModelSpec,
+        ReactionSpec,
+        ensure_scons_on_path,
+        gillespy2_version as _gillespy2_version,
+    )
 except ImportError:  # imported as benchmarks.ssa_throughput
-    from benchmarks._peers import GillesPy2SSA, ModelSpec, ReactionSpec, ensure_scons_on_path
-    from benchmarks._peers import gillespy2_version as _gillespy2_version
+    from benchmarks._peers import (
+        GillesPy2SSA,
+        ModelSpec,
+        ReactionSpec,
+        ensure_scons_on_path,
+        gillespy2_version as _gillespy2_version,
+    )
 
 N_TIMES = 101
 # Extra peer: GillesPy2's SSA executable rebuilt with optimisation (its own build uses none).
