@@ -17,6 +17,7 @@ from ._solvers import (
     ODE as ODE,
     SSA as SSA,
     AbstractSolver as AbstractSolver,
+    TauLeap as TauLeap,
 )
 from .io import load_sbml as load_sbml, save_sbml as save_sbml, to_sbml as to_sbml
 

@@ -28,8 +28,9 @@ class RESULTS(enum.IntEnum):
 _MESSAGES = {
     RESULTS.successful: "successful",
     RESULTS.max_events_reached: (
-        "a cell reached its maximum number of events before the last output time; raise "
-        "SSA(max_events=...) or pass throw=False to get result codes instead of an error"
+        "a cell reached its maximum number of events (steps) before the last output time; raise "
+        "SSA(max_events=...) / TauLeap(max_steps=...) or pass throw=False to get result codes "
+        "instead of an error"
     ),
     RESULTS.invalid_propensity: (
         "a propensity was negative or not finite: check the rate laws and parameters"

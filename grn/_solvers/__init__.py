@@ -3,3 +3,4 @@ from ._cle import CLE as CLE
 from ._lna import LNA as LNA
 from ._ode import ODE as ODE
 from ._ssa import SSA as SSA
+from ._tau_leap import TauLeap as TauLeap
