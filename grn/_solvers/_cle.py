@@ -73,7 +73,6 @@ class CLE(AbstractSolver):
         n_times, n_segments = ts.shape[0], schedule_times.shape[0]
         dt = jnp.asarray(self.dt, dtype)
         events = EventPlan(network)
-        event_times = jnp.asarray(np.append(events.times, np.inf), dtype)
 
         def step(s, i):
             t, x, k = s["t"], s["x"], s["k"]
@@ -84,7 +83,7 @@ class CLE(AbstractSolver):
             nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
             bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
             to_bp = jnp.where(bp > t, bp - t, jnp.inf)
-            ev = event_times[s["te"]] - t_start if events.timed else jnp.inf
+            ev = events.next_time(s, dtype) - t_start
             to_ev = jnp.where(ev > t, ev - t, jnp.inf)
             h = jnp.minimum(jnp.minimum(dt, span - t), jnp.minimum(to_bp, to_ev))
             h = jnp.where(done, 0.0, h)
@@ -102,17 +101,15 @@ class CLE(AbstractSolver):
             new = dict(s)
             if events:
                 t_abs = t_start + jnp.where(hits_ev, ev, t + h)
-                if events.timed:
-                    x_e, p_e = events.apply_timed(s["te"], t_abs, x_new, p, u)
-                    x_new = jnp.where(hits_ev, x_e, x_new)
-                    p = jax.tree.map(lambda a, b: jnp.where(hits_ev, a, b), p_e, p)
-                    new["te"] = s["te"] + hits_ev
-                if events.triggered:
-                    x_e, p_e, trig = events.fire_triggered(t_abs, x_new, p, u, s["trig"])
-                    x_new = jnp.where(done, x_new, x_e)
-                    p = jax.tree.map(lambda a, b: jnp.where(done, b, a), p_e, p)
-                    new["trig"] = jnp.where(done, s["trig"], trig)
-                new["p"] = {name: p[name] for name in events.assigned}
+                x_e, _, updates = events.step(s, hits_ev, t_abs, x_new, p, u)
+                x_new = jnp.where(done, x_new, x_e)
+                new.update(
+                    jax.tree.map(
+                        lambda a, b: jnp.where(done, b, a),
+                        updates,
+                        {name: s[name] for name in updates},
+                    )
+                )
             row = jnp.where(hits_end, k + 1, n_times)  # out of range: the write is dropped
             t_new = jnp.where(hits_ev, ev, jnp.where(hits_bp, bp, t + h))
             new.update(
@@ -127,23 +124,7 @@ class CLE(AbstractSolver):
             )
             return new, None
 
-        x0 = x0.astype(dtype)
-        zero = jnp.zeros((), jnp.int32)
-        state = {
-            "x": x0,
-            "k": zero,
-            "t": jnp.zeros((), dtype),
-            "seg": jnp.searchsorted(schedule_times, ts[0], side="right") - 1,
-            "n": zero,
-            "lw": jnp.zeros((), dtype),
-            "ys": jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0),
-            "lws": jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0),
-            "p": {name: params[name] for name in events.assigned},
-        }
-        if events.timed:
-            state["te"] = jnp.searchsorted(event_times, ts[0], side="right").astype(jnp.int32)
-        if events.triggered:
-            state["trig"] = events.triggers(ts[0], x0, params)
+        state = events.initial_state(ts, schedule_times, x0.astype(dtype), params)
         state, _ = jax.lax.scan(step, state, jnp.arange(self.max_steps))
         ok = (state["k"] >= n_times - 1) & jnp.all(jnp.isfinite(state["ys"]))
         result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)

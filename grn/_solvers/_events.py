@@ -54,6 +54,55 @@ class EventPlan:
         values = [jnp.asarray(e.when(t, xs, params), bool) for e in self.triggered]
         return jnp.stack(values) if values else jnp.zeros((0,), bool)
 
+    def initial_state(self, ts, schedule_times, x0, params):
+        """The state every stepping solver starts from at ``ts[0]``.
+
+        ``x`` state, ``k`` output interval, ``t`` time within it, ``seg`` schedule segment, ``n``
+        events (or steps), ``lw`` fate integral, ``ys``/``lws`` outputs (NaN until reached),
+        ``p`` event-assigned parameters, ``te`` next time event, ``trig`` trigger values.
+        """
+        dtype, n_times = ts.dtype, ts.shape[0]
+        zero = jnp.zeros((), jnp.int32)
+        state = {
+            "x": x0,
+            "k": zero,
+            "t": jnp.zeros((), dtype),
+            "seg": jnp.searchsorted(schedule_times, ts[0], side="right") - 1,
+            "n": zero,
+            "lw": jnp.zeros((), dtype),
+            "ys": jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0.astype(dtype)),
+            "lws": jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0),
+            "p": {name: params[name] for name in self.assigned},
+        }
+        if self.timed:
+            # SBML semantics: a trigger already true at the start does not fire.
+            times = jnp.asarray(self.times, dtype)
+            state["te"] = jnp.searchsorted(times, ts[0], side="right").astype(jnp.int32)
+        if self.triggered:
+            state["trig"] = self.triggers(ts[0], x0, params)
+        return state
+
+    def next_time(self, s, dtype):
+        """The time of the next time event (inf when there is none)."""
+        if not self.timed:
+            return jnp.inf
+        return jnp.asarray(np.append(self.times, np.inf), dtype)[s["te"]]
+
+    def step(self, s, hits_time_event, t, x, params, u):
+        """After a step that ends at time ``t`` in state ``x``: apply the time event if it was
+        reached, then the state events whose triggers turned true. Returns ``x``, the parameters
+        and the updated event entries of the state (``p``, ``te``, ``trig``)."""
+        new = {}
+        if self.timed:
+            x_e, p_e = self.apply_timed(s["te"], t, x, params, u)
+            x = jnp.where(hits_time_event, x_e, x)
+            params = jax.tree.map(lambda a, b: jnp.where(hits_time_event, a, b), p_e, params)
+            new["te"] = s["te"] + hits_time_event
+        if self.triggered:
+            x, params, new["trig"] = self.fire_triggered(t, x, params, u, s["trig"])
+        new["p"] = {name: params[name] for name in self.assigned}
+        return x, params, new
+
     def fire_triggered(self, t, x, params, u, before):
         """Fire the state events whose triggers turned true; return the new trigger values."""
         now = self.triggers(t, x, params)

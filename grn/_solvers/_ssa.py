@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
@@ -50,7 +49,6 @@ class SSA(AbstractSolver):
         n_times = ts.shape[0]
         exact_limit = 2**24 if dtype == jnp.float32 else 2**31 - 1
         events = EventPlan(network)
-        event_times = jnp.asarray(np.append(events.times, np.inf), dtype)
 
         # Each step fires a reaction, crosses a schedule breakpoint or time event, or reaches the
         # next output time, whose state is written in place. Steps run in blocks of fixed length
@@ -73,7 +71,7 @@ class SSA(AbstractSolver):
             # Restart points inside this interval: the next schedule breakpoint and time event.
             nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
             bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
-            ev = event_times[s["te"]] - t_start if events.timed else jnp.inf
+            ev = events.next_time(s, dtype) - t_start
             t_cand = t + tau
             hits_ev = (ev <= span) & (ev <= bp) & (t_cand >= ev)
             hits_bp = ~hits_ev & (bp <= span) & (t_cand >= bp)
@@ -90,16 +88,7 @@ class SSA(AbstractSolver):
             lw_new = s["lw"] + network.fate_rate(xf, p, u) * (t_new - t)
             new = {"p": s["p"]}
             if events:
-                t_abs = t_start + t_new
-                if events.timed:
-                    x_e, p_e = events.apply_timed(s["te"], t_abs, x, p, u)
-                    x_new = jnp.where(hits_ev, x_e, x_new)
-                    p = jax.tree.map(lambda a, b: jnp.where(hits_ev, a, b), p_e, p)
-                    new["te"] = s["te"] + (hits_ev & active)
-                if events.triggered:
-                    x_new, p, trig = events.fire_triggered(t_abs, x_new, p, u, s["trig"])
-                    new["trig"] = jnp.where(active & (fire | hits_ev), trig, s["trig"])
-                new["p"] = {name: p[name] for name in events.assigned}
+                x_new, p, new = events.step(s, hits_ev, t_start + t_new, x_new, p, u)
             code = jnp.where(
                 ~jnp.isfinite(a0) | jnp.any(a < 0),
                 RESULTS.invalid_propensity,
@@ -116,8 +105,7 @@ class SSA(AbstractSolver):
             keep = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
             return {
                 **s,
-                **{name: keep(new[name], s[name]) for name in ("te", "trig") if name in new},
-                "p": jax.tree.map(keep, new["p"], s["p"]),
+                **jax.tree.map(keep, new, {name: s[name] for name in new}),
                 "x": keep(x_new, x),
                 "k": k + record,
                 "t": jnp.where(record, jnp.zeros_like(t), keep(t_new, t)),
@@ -145,24 +133,8 @@ class SSA(AbstractSolver):
             return s, key
 
         x0 = jnp.round(x0).astype(jnp.int32)
-        zero = jnp.zeros((), jnp.int32)
-        state = {
-            "x": x0,
-            "k": zero,
-            "t": jnp.zeros((), dtype),
-            "seg": jnp.searchsorted(schedule_times, ts[0], side="right") - 1,
-            "n": zero,
-            "lw": jnp.zeros((), dtype),
-            "res": jnp.asarray(RESULTS.successful, jnp.int32),
-            "ys": jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0.astype(dtype)),
-            "lws": jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0),
-            "p": {name: params[name] for name in events.assigned},
-        }
-        if events.timed:
-            # SBML semantics: a trigger already true at the start does not fire.
-            state["te"] = jnp.searchsorted(event_times, ts[0], side="right").astype(jnp.int32)
-        if events.triggered:
-            state["trig"] = events.triggers(ts[0], x0, params)
+        state = events.initial_state(ts, schedule_times, x0, params)
+        state["res"] = jnp.asarray(RESULTS.successful, jnp.int32)
         state, _ = jax.lax.while_loop(running, block, (state, key))
         # Rows not reached stay NaN; a cell that stopped early without an error ran out of events.
         unfinished = (state["k"] < n_times - 1) & (state["res"] == RESULTS.successful)

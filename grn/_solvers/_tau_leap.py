@@ -205,7 +205,6 @@ class TauLeap(AbstractSolver):
         exact_limit = 2**24 if dtype == jnp.float32 else 2**31 - 1
         eps = self.epsilon
         events = EventPlan(network)
-        event_times = jnp.asarray(np.append(events.times, np.inf), dtype)
 
         def leap_size(xf, a, rej):
             """Cao et al.'s tau' (eq. 33) over the non-critical reactions, halved per rejection."""
@@ -252,7 +251,7 @@ class TauLeap(AbstractSolver):
             # or its end.
             nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
             bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
-            ev = event_times[s["te"]] - t_start if events.timed else jnp.inf
+            ev = events.next_time(s, dtype) - t_start
             t_cand = t + tau
             hits_ev = (ev <= span) & (ev <= bp) & (t_cand >= ev)
             hits_bp = ~hits_ev & (bp <= span) & (t_cand >= bp)
@@ -281,15 +280,7 @@ class TauLeap(AbstractSolver):
             reject = ~exact & negative  # a leap overshot: retry with tau' halved
             new = {"p": s["p"]}
             if events:
-                t_abs = t_start + t_new
-                if events.timed:
-                    x_e, p_e = events.apply_timed(s["te"], t_abs, x_new, p, u)
-                    x_new = jnp.where(hits_ev, x_e, x_new)
-                    p = jax.tree.map(lambda a, b: jnp.where(hits_ev, a, b), p_e, p)
-                    new["te"] = s["te"] + hits_ev
-                if events.triggered:
-                    x_new, p, new["trig"] = events.fire_triggered(t_abs, x_new, p, u, s["trig"])
-                new["p"] = {name: p[name] for name in events.assigned}
+                x_new, p, new = events.step(s, hits_ev, t_start + t_new, x_new, p, u)
             code = jnp.where(
                 ~jnp.isfinite(a0) | jnp.any(a < 0),
                 RESULTS.invalid_propensity,
@@ -308,8 +299,7 @@ class TauLeap(AbstractSolver):
             keep = lambda a, b: jnp.where(accept, a, b)  # noqa: E731
             kind = jnp.stack([accept & ~exact, accept & exact, ok & reject])
             return {
-                **{name: keep(new[name], s[name]) for name in ("te", "trig") if name in new},
-                "p": jax.tree.map(keep, new["p"], s["p"]),
+                **jax.tree.map(keep, new, {name: s[name] for name in new}),
                 "x": keep(x_new, x),
                 "k": k + record,
                 "t": jnp.where(record, jnp.zeros_like(t), keep(t_new, t)),
@@ -350,26 +340,13 @@ class TauLeap(AbstractSolver):
 
         x0 = jnp.round(x0).astype(jnp.int32)
         zero = jnp.zeros((), jnp.int32)
-        state = {
-            "x": x0,
-            "k": zero,
-            "t": jnp.zeros((), dtype),
-            "seg": jnp.searchsorted(schedule_times, ts[0], side="right") - 1,
-            "n": zero,
-            "lw": jnp.zeros((), dtype),
-            "res": jnp.asarray(RESULTS.successful, jnp.int32),
-            "rej": zero,
-            "was_exact": jnp.asarray(False),
-            "steps": jnp.zeros((3,), jnp.int32),
-            "ys": jnp.full((n_times, x0.shape[0]), jnp.nan, dtype).at[0].set(x0.astype(dtype)),
-            "lws": jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0),
-            "p": {name: params[name] for name in events.assigned},
-        }
-        if events.timed:
-            # SBML semantics: a trigger already true at the start does not fire.
-            state["te"] = jnp.searchsorted(event_times, ts[0], side="right").astype(jnp.int32)
-        if events.triggered:
-            state["trig"] = events.triggers(ts[0], x0, params)
+        state = events.initial_state(ts, schedule_times, x0, params)
+        state.update(
+            res=jnp.asarray(RESULTS.successful, jnp.int32),
+            rej=zero,
+            was_exact=jnp.asarray(False),
+            steps=jnp.zeros((3,), jnp.int32),
+        )
         state, _ = jax.lax.while_loop(running, block, (state, key))
         # Rows not reached stay NaN; a cell that stopped early without an error ran out of steps.
         unfinished = (state["k"] < n_times - 1) & (state["res"] == RESULTS.successful)
