@@ -405,7 +405,16 @@ def test_required_package_is_rejected(dsmts_dir):
 
 
 # -- export -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(grn.models.BUILTIN))
+REFERENCE_MODELS = sorted(set(grn.models.BUILTIN) - {"melanoma"})
+
+
+def test_melanoma_export_names_its_callable_laws(tmp_path):
+    """The melanoma draft writes its laws as Python callables, which SBML cannot carry yet."""
+    with pytest.raises(ValueError, match="cannot be written to SBML"):
+        grn.save_sbml(grn.models.melanoma(), tmp_path / "melanoma.xml")
+
+
+@pytest.mark.parametrize("name", REFERENCE_MODELS)
 def test_round_trip_reference_models(name, tmp_path):
     net = grn.models.BUILTIN[name]()
     path = save_sbml(net, tmp_path / f"{name}.xml")

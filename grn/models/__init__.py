@@ -1,5 +1,6 @@
-"""Built-in networks: small reference models (tests, benchmarks) and, later, the melanoma model."""
+"""Built-in networks: the melanoma BRAFi stress-response model and small reference models."""
 
+from ._melanoma import melanoma as melanoma, melanoma_cell_params as melanoma_cell_params
 from ._reference import (
     birth_death as birth_death,
     dimerisation as dimerisation,
@@ -11,6 +12,7 @@ from ._reference import (
 )
 
 BUILTIN = {
+    "melanoma": melanoma,
     "birth_death": birth_death,
     "immigration_death": immigration_death,
     "dimerisation": dimerisation,
