@@ -112,3 +112,38 @@ class EventPlan:
             x = jnp.where(fire, x_e, x)
             params = jax.tree.map(lambda a, b, fire=fire: jnp.where(fire, a, b), p_e, params)
         return x, params, self.triggers(t, x, params)
+
+
+def restart_points(events, s, ts, schedule_times):
+    """Start and length of the current output interval, and the next schedule breakpoint and
+    time event measured from its start (inf when there is none)."""
+    n_times, n_segments = ts.shape[0], schedule_times.shape[0]
+    t_start = ts[s["k"]]
+    span = ts[jnp.minimum(s["k"] + 1, n_times - 1)] - t_start
+    nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
+    bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
+    ev = events.next_time(s, ts.dtype) - t_start
+    return t_start, span, bp, ev
+
+
+def first_restart(t_cand, span, bp, ev):
+    """Which restart point, if any, a step ending at ``t_cand`` reaches first: a time event
+    (before a breakpoint at the same time), a breakpoint, or the end of the output interval.
+    Returns the three flags and the time the step ends at."""
+    hits_ev = (ev <= span) & (ev <= bp) & (t_cand >= ev)
+    hits_bp = ~hits_ev & (bp <= span) & (t_cand >= bp)
+    hits_end = ~(hits_ev | hits_bp) & (t_cand >= span)
+    t_new = jnp.where(hits_ev, ev, jnp.where(hits_bp, bp, jnp.where(hits_end, span, t_cand)))
+    return hits_ev, hits_bp, hits_end, t_new
+
+
+def select_reaction(weights, r):
+    """Index ``j`` with ``sum_{i<j} w_i <= r W < sum_{i<=j} w_i`` (``W = sum w``, ``r`` in [0, 1)).
+
+    ``r W`` can round up to ``W``; then the last reaction with a positive weight is chosen.
+    """
+    cumulative = jnp.cumsum(weights)
+    j = jnp.sum(cumulative <= r * cumulative[-1])
+    n = weights.shape[0]
+    last_positive = n - 1 - jnp.argmax((weights > 0)[::-1])
+    return jnp.where(j >= n, last_positive, j)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
-from ._events import EventPlan
+from ._events import EventPlan, first_restart, restart_points, select_reaction
 
 
 class SSA(AbstractSolver):
@@ -44,8 +44,6 @@ class SSA(AbstractSolver):
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
         dtype = ts.dtype
         nu = jnp.asarray(network.stoichiometry, jnp.int32)
-        n_reactions = nu.shape[0]
-        n_segments = schedule_times.shape[0]
         n_times = ts.shape[0]
         exact_limit = 2**24 if dtype == jnp.float32 else 2**31 - 1
         events = EventPlan(network)
@@ -60,31 +58,16 @@ class SSA(AbstractSolver):
             active = active & (s["n"] < self.max_events)
             t, x, k = s["t"], s["x"], s["k"]
             p = {**params, **s["p"]}
-            t_start = ts[k]
-            span = ts[jnp.minimum(k + 1, n_times - 1)] - t_start
+            t_start, span, bp, ev = restart_points(events, s, ts, schedule_times)
             u = schedule_table[s["seg"]]
             xf = x.astype(dtype)
             a = network.propensities(xf, p, u)
-            cumulative = jnp.cumsum(a)
-            a0 = cumulative[-1]
+            a0 = jnp.sum(a)
             tau = jnp.where(a0 > 0, -jnp.log1p(-r[0]) / a0, jnp.inf)
-            # Restart points inside this interval: the next schedule breakpoint and time event.
-            nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
-            bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
-            ev = events.next_time(s, dtype) - t_start
-            t_cand = t + tau
-            hits_ev = (ev <= span) & (ev <= bp) & (t_cand >= ev)
-            hits_bp = ~hits_ev & (bp <= span) & (t_cand >= bp)
-            hits_end = ~(hits_ev | hits_bp) & (t_cand >= span)
+            hits_ev, hits_bp, hits_end, t_new = first_restart(t + tau, span, bp, ev)
             fire = ~(hits_ev | hits_bp | hits_end)
-            j = jnp.sum(cumulative <= r[1] * a0)
-            # r2 * a0 can round up to a0: fall back to the last reaction with a positive rate.
-            last_positive = n_reactions - 1 - jnp.argmax((a > 0)[::-1])
-            j = jnp.where(j >= n_reactions, last_positive, j)
+            j = select_reaction(a, r[1])
             x_new = x + fire * nu[j]
-            t_new = jnp.where(
-                hits_ev, ev, jnp.where(hits_bp, bp, jnp.where(hits_end, span, t_cand))
-            )
             lw_new = s["lw"] + network.fate_rate(xf, p, u) * (t_new - t)
             new = {"p": s["p"]}
             if events:

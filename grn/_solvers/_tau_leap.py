@@ -10,7 +10,7 @@ import numpy as np
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
-from ._events import EventPlan
+from ._events import EventPlan, first_restart, restart_points, select_reaction
 
 _MAX_REJECTIONS = 16  # consecutive rejected leaps before an exact step is forced
 _INVERSION_BELOW = 10.0  # Poisson means below this are sampled by inversion
@@ -200,7 +200,6 @@ class TauLeap(AbstractSolver):
         terms = _hor_terms(np.asarray(network.reactant_matrix))
         is_reactant = jnp.asarray([bool(pairs) for pairs in terms])
         n_reactions = nu_np.shape[0]
-        n_segments = schedule_times.shape[0]
         n_times = ts.shape[0]
         exact_limit = 2**24 if dtype == jnp.float32 else 2**31 - 1
         eps = self.epsilon
@@ -227,8 +226,7 @@ class TauLeap(AbstractSolver):
             active = active & (s["steps"].sum() < self.max_steps) & (full | s["was_exact"])
             t, x, k = s["t"], s["x"], s["k"]
             p = {**params, **s["p"]}
-            t_start = ts[k]
-            span = ts[jnp.minimum(k + 1, n_times - 1)] - t_start
+            t_start, span, bp, ev = restart_points(events, s, ts, schedule_times)
             u = schedule_table[s["seg"]]
             xf = x.astype(dtype)
             a = network.propensities(xf, p, u)
@@ -247,26 +245,12 @@ class TauLeap(AbstractSolver):
             else:
                 exact, tau, single, weights = jnp.asarray(True), tau_exact, True, a
 
-            # Restart points: the next schedule breakpoint and time event inside this interval,
-            # or its end.
-            nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
-            bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
-            ev = events.next_time(s, dtype) - t_start
-            t_cand = t + tau
-            hits_ev = (ev <= span) & (ev <= bp) & (t_cand >= ev)
-            hits_bp = ~hits_ev & (bp <= span) & (t_cand >= bp)
-            hits_end = ~(hits_ev | hits_bp) & (t_cand >= span)
-            t_new = jnp.where(
-                hits_ev, ev, jnp.where(hits_bp, bp, jnp.where(hits_end, span, t_cand))
-            )
+            hits_ev, hits_bp, hits_end, t_new = first_restart(t + tau, span, bp, ev)
             dt = t_new - t
 
             # The single event (any reaction, or a critical one in a leap), discarded beyond a
-            # restart point; r2 * total can round up to total: then the last positive weight.
-            cumulative = jnp.cumsum(weights)
-            j = jnp.sum(cumulative <= r[1] * cumulative[-1])
-            last_positive = n_reactions - 1 - jnp.argmax((weights > 0)[::-1])
-            j = jnp.where(j >= n_reactions, last_positive, j)
+            # restart point.
+            j = select_reaction(weights, r[1])
             fire = single & ~(hits_ev | hits_bp | hits_end)
             x_new = x + fire * nu[j]
             fired = fire.astype(jnp.int32)
