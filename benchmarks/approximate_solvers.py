@@ -61,42 +61,24 @@ from pathlib import Path
 
 import numpy as np
 
-try:  # run as a script: benchmarks/ is on sys.path
-    from _peers import (
-        GillesPy2SSA,
-        GillesPy2TauLeap,
-        ModelSpec,
-        ReactionSpec,
-        ensure_scons_on_path,
-    )
-    from ssa_throughput import (
-        _JAX_COMPILE_EVENTS,
-        N_TIMES as TOGGLE_N_TIMES,
-        _import_grn,
-        _loadavg,
-        _sample_check,
-        grn_network,
-        machine_info,
-        toggle_spec,
-    )
-except ImportError:  # imported as benchmarks.approximate_solvers
-    from benchmarks._peers import (
-        GillesPy2SSA,
-        GillesPy2TauLeap,
-        ModelSpec,
-        ReactionSpec,
-        ensure_scons_on_path,
-    )
-    from benchmarks.ssa_throughput import (
-        _JAX_COMPILE_EVENTS,
-        N_TIMES as TOGGLE_N_TIMES,
-        _import_grn,
-        _loadavg,
-        _sample_check,
-        grn_network,
-        machine_info,
-        toggle_spec,
-    )
+# Run as a script: benchmarks/ is on sys.path.
+from _peers import (
+    GillesPy2SSA,
+    GillesPy2TauLeap,
+    ModelSpec,
+    ReactionSpec,
+    ensure_scons_on_path,
+)
+from ssa_throughput import (
+    _JAX_COMPILE_EVENTS,
+    N_TIMES as TOGGLE_N_TIMES,
+    _import_grn,
+    _loadavg,
+    _sample_check,
+    grn_network,
+    machine_info,
+    toggle_spec,
+)
 
 DEFAULT_CELLS = (1_000, 10_000)
 QUICK_CELLS = (200,)

@@ -42,16 +42,12 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,35 +55,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import grn  # noqa: E402
 from grn.models._melanoma import melanoma, melanoma_cell_params  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_info  # noqa: E402
+
 DAY = 24.0
 DRUG = 0.95
 ON_DAYS, OFF_DAYS = 29, 35
 INTERVENTIONS = {"NFKBi": 0.8, "NAC": 1.0, "EPIi": 0.8, "BH3i": 1.0}
 RESULTS_PATH = Path(__file__).parent / "results" / "melanoma_behaviours.json"
-
-
-def machine_info() -> dict:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    try:
-        load = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        load = None
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": affinity,
-        "python": platform.python_version(),
-        "jax_version": jax.__version__,
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "float": str(jnp.zeros(()).dtype),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "loadavg_at_start": load,
-    }
 
 
 def sarle_bc(samples: np.ndarray) -> float:

@@ -36,10 +36,8 @@ Requires the ``bench`` extra (``gillespy2``, ``scons``) and ``g++``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -47,22 +45,15 @@ from pathlib import Path
 
 import numpy as np
 
-try:  # run as a script: benchmarks/ is on sys.path
-    from _peers import (
-        GillesPy2SSA,
-        ModelSpec,
-        ReactionSpec,
-        ensure_scons_on_path,
-        gillespy2_version as _gillespy2_version,
-    )
-except ImportError:  # imported as benchmarks.ssa_throughput
-    from benchmarks._peers import (
-        GillesPy2SSA,
-        ModelSpec,
-        ReactionSpec,
-        ensure_scons_on_path,
-        gillespy2_version as _gillespy2_version,
-    )
+# Run as a script: benchmarks/ is on sys.path.
+from _machine import loadavg as _loadavg, machine_info as _machine_info
+from _peers import (
+    GillesPy2SSA,
+    ModelSpec,
+    ReactionSpec,
+    ensure_scons_on_path,
+    gillespy2_version as _gillespy2_version,
+)
 
 N_TIMES = 101
 # Extra peer: GillesPy2's SSA executable rebuilt with optimisation (its own build uses none).
@@ -258,34 +249,13 @@ def _gxx_version() -> str | None:
 
 
 def machine_info() -> dict:
-    import jax
-
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
+    """`_machine.machine_info` plus the peer's and the compiler's versions."""
     return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": affinity,
-        "python": platform.python_version(),
-        "jax_version": jax.__version__,
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
+        **_machine_info(),
         "gillespy2_version": _gillespy2_version(),
         "numpy_version": np.__version__,
         "gxx": _gxx_version(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "loadavg_at_start": _loadavg(),
     }
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def _fmt_rate(x: float) -> str:
