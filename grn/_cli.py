@@ -235,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (default: %(default)s)",
     )
     dsmts.set_defaults(func=_dsmts)
+
+    from fitting._commands import register
+
+    register(commands)
     return parser
 
 
@@ -268,8 +272,9 @@ def _raised_by_grn(err: BaseException) -> bool:
         tb = tb.tb_next
     if tb is None:
         return True
-    package = Path(__file__).resolve().parent
-    return package in Path(tb.tb_frame.f_code.co_filename).resolve().parents
+    here = Path(__file__).resolve().parent
+    packages = (here, here.parent / "fitting")  # grn's and fitting's own validation
+    return any(p in Path(tb.tb_frame.f_code.co_filename).resolve().parents for p in packages)
 
 
 def _message(err: Exception) -> str:
