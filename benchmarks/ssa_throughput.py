@@ -24,11 +24,17 @@ through the same ``model.run`` path (``gillespy2_O3`` in the JSON; skip with ``-
 The repressilator is capped at 1e3 cells by default (1e4 would take ~15+ min on 2 cores);
 ``--max-cells repressilator=10000`` lifts the cap. Skipped cells are listed in the JSON.
 
+grn runs in a fresh process per configuration (``GRN_VARIANTS``: 1 or 2 host devices, Hill terms
+as ``(x/K)**n`` or ``exp(n log(x/K))``, and with ``--baseline GITREF`` grn as of that commit for a
+before/after), interleaved with GillesPy2 ``--repeats`` times; the melanoma model's cell-days per
+second with the SSA follow. Where the time goes per event: ``benchmarks/ssa_profile.md``.
+
 Usage (from the repository root)::
 
     python benchmarks/ssa_throughput.py             # 1e2, 1e3, 1e4 cells, writes the JSON
     python benchmarks/ssa_throughput.py --quick     # 100 cells smoke run, writes nothing
     python benchmarks/ssa_throughput.py --cells 1000 --models toggle
+    python benchmarks/ssa_throughput.py --baseline 4017392 --repeats 3   # before/after
 
 Requires the ``bench`` extra (``gillespy2``, ``scons``) and ``g++``.
 """
@@ -70,19 +76,33 @@ DEFAULT_MAX_CELLS = {"toggle": 10_000, "repressilator": 1_000}
 # ------------------------------------------------------------------------------- models
 
 
-def _hill_repression(rep: str, basal: bool = False):
+HILL_FORMS = ("pow", "explog")
+"""How grn's Hill terms are written: ``(x/K)**n`` (XLA's CPU backend calls libm's scalar
+``powf``) or ``exp(n log(x/K))`` (vectorised); the same function, GillesPy2 always gets ``pow``."""
+
+
+def _hill_repression(rep: str, basal: bool = False, form: str = "pow"):
     """a / (1 + (rep/K)^n), plus a0 when ``basal``, as a grn propensity."""
+    import jax.numpy as jnp
+
+    def power(x, p):
+        if form == "explog":
+            return jnp.exp(p["n"] * jnp.log(x[rep] / p["K"]))
+        return (x[rep] / p["K"]) ** p["n"]
+
     if basal:
-        return lambda x, p, u: p["a0"] + p["a"] / (1 + (x[rep] / p["K"]) ** p["n"])
-    return lambda x, p, u: p["a"] / (1 + (x[rep] / p["K"]) ** p["n"])
+        return lambda x, p, u: p["a0"] + p["a"] / (1 + power(x, p))
+    return lambda x, p, u: p["a"] / (1 + power(x, p))
 
 
-def toggle_spec() -> ModelSpec:
+def toggle_spec(hill: str = "pow") -> ModelSpec:
     """Genetic toggle switch: mutual Hill repression, linear degradation."""
     rxns = []
     for s, rep in (("U", "V"), ("V", "U")):
         rxns += [
-            ReactionSpec(f"prod_{s}", {}, {s: 1}, f"a/(1+pow({rep}/K,n))", _hill_repression(rep)),
+            ReactionSpec(
+                f"prod_{s}", {}, {s: 1}, f"a/(1+pow({rep}/K,n))", _hill_repression(rep, form=hill)
+            ),
             ReactionSpec(f"deg_{s}", {s: 1}, {}, f"d*{s}", rate_param="d"),
         ]
     return ModelSpec(
@@ -95,7 +115,7 @@ def toggle_spec() -> ModelSpec:
     )
 
 
-def repressilator_spec() -> ModelSpec:
+def repressilator_spec(hill: str = "pow") -> ModelSpec:
     """Repressilator with a reporter per promoter: 12 species, 24 reactions.
 
     Gene i (repressed by p3, p1, p2 for i = 1, 2, 3) has promoter rate
@@ -105,10 +125,10 @@ def repressilator_spec() -> ModelSpec:
     rxns = []
     for i, rep in ((1, "p3"), (2, "p1"), (3, "p2")):
         m, p, r, g = f"m{i}", f"p{i}", f"r{i}", f"g{i}"
-        hill = f"a0+a/(1+pow({rep}/K,n))"
+        law = f"a0+a/(1+pow({rep}/K,n))"
         for mrna, prot in ((m, p), (r, g)):
             rxns += [
-                ReactionSpec(f"tx_{mrna}", {}, {mrna: 1}, hill, _hill_repression(rep, basal=True)),
+                ReactionSpec(f"tx_{mrna}", {}, {mrna: 1}, law, _hill_repression(rep, True, hill)),
                 ReactionSpec(f"deg_{mrna}", {mrna: 1}, {}, f"dm*{mrna}", rate_param="dm"),
                 ReactionSpec(
                     f"tl_{prot}",
@@ -262,28 +282,114 @@ def _fmt_rate(x: float) -> str:
     return f"{x / 1e6:9.2f}M"
 
 
-def print_table(results: dict) -> None:
-    hdr = (
-        f"{'model':<14}{'cells':>7}  {'grn ev/s':>10} {'wall s':>8} {'compile s':>9}  "
-        f"{'gpy2 ev/s':>10} {'wall s':>8} {'ratio':>6}  "
-        f"{'gpy2-O3 ev/s':>12} {'ratio':>6}  {'ev/cell':>8} {'|z|max':>6}"
+# -------------------------------------------------------- grn runs in fresh processes
+#
+# Each grn measurement runs in its own Python process so that the number of host devices
+# (XLA_FLAGS=--xla_force_host_platform_device_count=D, read once when JAX starts) and the grn
+# source tree (this checkout, or an older commit for the before/after comparison) can differ
+# between runs of the same benchmark; GillesPy2 runs in this process between them.
+
+GRN_VARIANTS = {
+    # name: (host devices, Hill form, source) -- "repo" is this checkout, "baseline" --baseline
+    "grn": (1, "pow", "repo"),
+    "grn_2dev": (2, "pow", "repo"),
+    "grn_explog": (1, "explog", "repo"),
+    "grn_explog_2dev": (2, "explog", "repo"),
+    "grn_baseline": (1, "pow", "baseline"),
+}
+MELANOMA_CELLS, MELANOMA_HOURS = 64, 48.0
+
+
+def _worker(job: dict) -> None:
+    """Run one grn measurement described by ``job`` and print its result as one JSON line."""
+    import jax
+
+    if job["model"] == "melanoma":
+        grn = _import_grn()
+        import jax.numpy as jnp
+
+        net = grn.models.melanoma()
+        ts = jnp.linspace(0.0, MELANOMA_HOURS, int(MELANOMA_HOURS) + 1)
+        drug = grn.Schedule(times=[0.0], values={"BRAFi": [0.95]})
+
+        def once(seed):
+            c0, t0 = time.process_time(), time.perf_counter()
+            sol = grn.simulate(
+                net,
+                ts=ts,
+                key=jax.random.key(seed),
+                solver=grn.SSA(),
+                n_cells=job["cells"],
+                schedule=drug,
+            )
+            jax.block_until_ready(sol.ys)
+            return sol, time.perf_counter() - t0, time.process_time() - c0
+
+        _, first, _ = once(job["seed"])
+        sol, wall, cpu = once(job["seed"] + 1)
+        events = int(np.asarray(sol.n_events, np.int64).sum())
+        out = {"first_call_s": first, "wall_s": wall, "cpu_s": cpu, "total_events": events}
+    else:
+        spec = MODELS[job["model"]](hill=job["hill"])
+        ts = np.linspace(0.0, spec.t_end, N_TIMES)
+        g = run_grn(grn_network(spec), jax.numpy.asarray(ts, "float32"), job["cells"], job["seed"])
+        np.save(job["ys_path"], g.pop("ys"))
+        out = {k: v for k, v in g.items() if k != "n_events"}
+        out["total_events"] = int(g["n_events"].sum())
+    out["devices"] = jax.local_device_count()
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def _export_tree(ref: str, dest: Path) -> Path:
+    """The ``grn`` package as of git ``ref``, unpacked under ``dest`` (read-only git use)."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "grn"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def _run_variant(job: dict, devices: int, src: Path) -> dict:
+    """``_worker(job)`` in a fresh interpreter with ``devices`` host devices, grn from ``src``."""
+    env = dict(os.environ)
+    flags = env.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count", "")
+    if devices > 1:
+        flags = f"{flags} --xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = flags.strip()
+    env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"grn worker failed for {job}:\n{proc.stdout}\n{proc.stderr}")
+    out = json.loads(lines[-1][len("RESULT ") :])
+    out["loadavg_after"] = _loadavg()
+    return out
+
+
+def print_table(results: dict) -> None:
+    names = ["gillespy2", "gillespy2_O3", *GRN_VARIANTS]
+    hdr = f"{'model':<14}{'cells':>7}{'ev/cell':>9}  " + "".join(f"{n:>17}" for n in names)
+    print("events/s (median over repeats), ratio to GillesPy2 stock in brackets")
     print(hdr)
     print("-" * len(hdr))
     for model, rows in results.items():
         for cells, r in rows.items():
-            g, p, o = r["grn"], r["gillespy2"], r.get("gillespy2_O3")
-            o_cols = (
-                f"{_fmt_rate(o['events_per_s']):>12} {r['ratio_grn_over_gillespy2_O3']:6.2f}"
-                if o
-                else f"{'-':>12} {'-':>6}"
-            )
-            print(
-                f"{model:<14}{cells:>7}  {_fmt_rate(g['events_per_s'])} {g['wall_s']:8.2f} "
-                f"{g['compile_s']:9.2f}  {_fmt_rate(p['events_per_s'])} {p['wall_s']:8.2f} "
-                f"{r['ratio_grn_over_gillespy2']:6.2f}  {o_cols}  "
-                f"{r['mean_events_per_cell']:8.0f} {r['check']['max_abs_z']:6.1f}"
-            )
+            ref = r["gillespy2"]["events_per_s"]
+            cols = []
+            for n in names:
+                v = r.get(n)
+                cols.append(
+                    f"{'-':>17}"
+                    if v is None
+                    else f"{v['events_per_s'] / 1e6:8.2f}M ({v['events_per_s'] / ref:4.1f}x)"
+                )
+            print(f"{model:<14}{cells:>7}{r['mean_events_per_cell']:9.0f}  " + "".join(cols))
 
 
 # --------------------------------------------------------------------------------- main
@@ -299,8 +405,24 @@ def _parse_max_cells(items: list[str]) -> dict[str, int]:
     return out
 
 
+def _summary(runs: list[dict], total_events: int) -> dict:
+    """Median wall time over repeats and the events/s it gives, with every repeat kept."""
+    walls = [r["wall_s"] for r in runs]
+    wall = float(np.median(walls))
+    return {
+        "events_per_s": total_events / wall,
+        "wall_s": wall,
+        "wall_s_repeats": walls,
+        "cpu_s_repeats": [r.get("cpu_s") for r in runs],
+        "loadavg_repeats": [r.get("loadavg_after") for r in runs],
+        "total_events": total_events,
+        **{k: runs[0][k] for k in ("compile_s", "devices", "dtype") if k in runs[0]},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument(
         "--cells",
         type=int,
@@ -318,6 +440,21 @@ def main(argv: list[str] | None = None) -> int:
         help=f"skip cell counts above N for MODEL (default {DEFAULT_MAX_CELLS})",
     )
     ap.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(GRN_VARIANTS),
+        default=[v for v in GRN_VARIANTS if v != "grn_baseline"],
+        help="grn configurations to time (grn_baseline needs --baseline)",
+    )
+    ap.add_argument(
+        "--baseline",
+        metavar="GITREF",
+        default=None,
+        help="also time grn as of this git commit (variant grn_baseline): before/after",
+    )
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats (median kept)")
+    ap.add_argument("--no-melanoma", action="store_true", help="skip the melanoma cell-days run")
+    ap.add_argument(
         "--no-o3",
         action="store_true",
         help="skip the extra GillesPy2 run with its C++ rebuilt at -O3 (stock build is -O0)",
@@ -331,17 +468,27 @@ def main(argv: list[str] | None = None) -> int:
         "--quick writes only when given)",
     )
     args = ap.parse_args(argv)
+    if args.worker:
+        _worker(json.loads(args.worker))
+        return 0
 
     cells = args.cells or ([100] if args.quick else list(DEFAULT_CELLS))
     max_cells = _parse_max_cells(args.max_cells)
     out_path = args.output if args.output is not None else (None if args.quick else DEFAULT_OUT)
+    variants = list(args.variants)
+    if args.baseline and "grn_baseline" not in variants:
+        variants.append("grn_baseline")
+    if "grn_baseline" in variants and not args.baseline:
+        raise SystemExit("variant grn_baseline needs --baseline GITREF")
 
     ensure_scons_on_path()
-    import jax
-    import jax.numpy as jnp
+    import tempfile
 
-    if jax.config.jax_enable_x64:
-        print("warning: jax_enable_x64 is on; this benchmark is specified for float32")
+    repo_src = Path(__file__).resolve().parent.parent
+    tmp = Path(tempfile.mkdtemp(prefix="ssa_throughput_"))
+    sources = {"repo": repo_src}
+    if args.baseline:
+        sources["baseline"] = _export_tree(args.baseline, tmp)
 
     doc: dict = {
         "benchmark": "ssa_throughput",
@@ -353,20 +500,31 @@ def main(argv: list[str] | None = None) -> int:
             "max_cells": max_cells,
             "seed": args.seed,
             "quick": args.quick,
+            "repeats": args.repeats,
+            "baseline": args.baseline,
+            "variants": {
+                v: dict(zip(("devices", "hill", "source"), GRN_VARIANTS[v])) for v in variants
+            },
             "argv": list(sys.argv[1:] if argv is None else argv),
         },
         "method": {
-            "timing": "time.perf_counter wall time, same process; grn: second grn.simulate call "
-            "after jax.block_until_ready (first call = compile + run); compile_s = trace + "
-            "lowering + XLA compile of the first call from jax.monitoring events, "
-            "first_minus_second_s = first call - second call (noisy when the run dominates), "
-            "compile_s_timed_call should be 0 (no recompilation in the timed call); "
-            "gillespy2: model.run(solver=SSACSolver, number_of_trajectories=N) end to "
-            "end (C++ executable + decoding its output), SSACSolver build timed separately",
-            "event_count": "total_events = sum of grn's sol.n_events in its timed run; "
-            "GillesPy2 does not report events, so it is credited with the same total "
-            "(N x grn mean events per cell). events_per_s = total_events / wall_s on each side; "
-            "ratio = grn events/s / gillespy2 events/s = gillespy2 wall / grn wall",
+            "timing": "time.perf_counter wall time; every grn variant runs in a fresh process "
+            "(its host-device count and grn source tree), first grn.simulate call = compile + "
+            "run, the second (another key) is timed after jax.block_until_ready; compile_s = "
+            "trace + lowering + XLA compile of the first call from jax.monitoring events. "
+            "gillespy2: model.run(solver=SSACSolver, number_of_trajectories=N) end to end "
+            "(C++ executable + decoding its output) in the parent process, SSACSolver build "
+            "timed separately. With --repeats R the variants and the peers are run R times "
+            "interleaved; the median wall time is reported and every repeat kept with the "
+            "1-minute load average after it",
+            "event_count": "total_events = sum of grn's sol.n_events in the first repeat of "
+            "variant 'grn'; GillesPy2 does not report events, so every side is credited with "
+            "the same total (N x grn mean events per cell). events_per_s = total_events / "
+            "median wall_s; ratios are therefore wall-time ratios",
+            "variants": "grn = 1 host device, Hill terms as (x/K)**n; grn_2dev = the cells "
+            "sharded over 2 host devices (XLA_FLAGS=--xla_force_host_platform_device_count=2, "
+            "one per core); grn_explog* = Hill terms written exp(n log(x/K)), the same function "
+            "(XLA CPU calls scalar libm powf for **); grn_baseline = grn as of --baseline",
             "propensities": "identical formulas: Hill terms as grn callables and GillesPy2 custom "
             "propensity strings; linear terms as grn.mass_action and GillesPy2 'k*X' strings",
             "gillespy2_build": "GillesPy2's own SCons build (CXXFLAGS=-std=c++14, no -O flag, "
@@ -374,8 +532,9 @@ def main(argv: list[str] | None = None) -> int:
             "thread. 'gillespy2' = that stock build (the headline ratio); 'gillespy2_O3' = "
             "the same generated sources rebuilt with g++ -std=c++14 -O3 and swapped in for "
             "GillesPy2's executable, run through the same model.run path",
-            "cpu_s": "CPU seconds of the timed call (all threads; for gillespy2 the C++ "
-            "child process plus this process's decoding) - shows how many cores each side used",
+            "melanoma": f"grn.models.melanoma(), {MELANOMA_CELLS} cells x {MELANOMA_HOURS:g} h "
+            "under BRAFi 0.95 from t=0, 49 output times, grn.SSA(); cell_days_per_s = cells x "
+            "days / wall_s of the timed call",
         },
         "results": {},
         "skipped": [],
@@ -390,8 +549,6 @@ def main(argv: list[str] | None = None) -> int:
     for mi, name in enumerate(args.models):
         spec = MODELS[name]()
         ts_np = np.linspace(0.0, spec.t_end, N_TIMES)
-        ts = jnp.asarray(ts_np, dtype=jnp.float32)
-        net = grn_network(spec)
         print(f"[{name}] building GillesPy2 SSACSolver ...", flush=True)
         peer = GillesPy2SSA(spec, ts_np)
         peer_o3 = None if args.no_o3 else GillesPy2SSA(spec, ts_np, cxxflags=O3_FLAGS)
@@ -412,75 +569,106 @@ def main(argv: list[str] | None = None) -> int:
                         "model": name,
                         "cells": n,
                         "reason": f"above the cap of {max_cells[name]} cells for {name} "
-                        "(default caps keep the full run near 10 min on 2 CPU cores; raise "
-                        f"with --max-cells {name}={n})",
+                        f"(raise with --max-cells {name}={n})",
                     }
                 )
                 print(f"[{name}] {n} cells: skipped (max {max_cells[name]})", flush=True)
                 continue
             seed = args.seed + 1000 * mi + 10 * ci
-            print(f"[{name}] {n} cells: grn ...", end="", flush=True)
-            g = run_grn(net, ts, n, seed)
-            total = int(g["n_events"].sum())
-            print(f" {g['wall_s']:.2f}s; gillespy2 ...", end="", flush=True)
-            ys_p, p_wall, p_cpu = peer.run(n, seed=seed + 1)
-            print(f" {p_wall:.2f}s", end="", flush=True)
-            if peer_o3 is not None:
-                print("; gillespy2 -O3 ...", end="", flush=True)
-                ys_o, o_wall, o_cpu = peer_o3.run(n, seed=seed + 2)
-                print(f" {o_wall:.2f}s", end="", flush=True)
-            print(flush=True)
-            g_rate = total / g["wall_s"]
-            p_rate = total / p_wall
-            row = model_doc["cells"][str(n)] = {
-                "mean_events_per_cell": total / n,
-                "grn": {
-                    "events_per_s": g_rate,
-                    "wall_s": g["wall_s"],
-                    "cpu_s": g["cpu_s"],
-                    "compile_s": g["compile_s"],
-                    "first_minus_second_s": g["first_minus_second_s"],
-                    "compile_s_timed_call": g["compile_s_timed_call"],
-                    "first_call_s": g["first_call_s"],
-                    "total_events": total,
-                    "dtype": g["dtype"],
-                },
-                "gillespy2": {
-                    "events_per_s": p_rate,
-                    "wall_s": p_wall,
-                    "cpu_s": p_cpu,
-                    "total_events": total,
-                    "total_events_method": "N x grn mean events per cell",
-                },
-                "ratio_grn_over_gillespy2": g_rate / p_rate,
-                "check": _sample_check(g["ys"], ys_p, spec.species),
+            runs: dict[str, list[dict]] = {v: [] for v in [*variants, "gillespy2", "gillespy2_O3"]}
+            ys: dict[str, np.ndarray] = {}
+            for rep in range(args.repeats):
+                for v in variants:
+                    devices, hill, src = GRN_VARIANTS[v]
+                    ys_path = tmp / f"{name}_{n}_{v}.npy"
+                    job = {"model": name, "cells": n, "seed": seed, "hill": hill}
+                    job["ys_path"] = str(ys_path)
+                    print(f"[{name}] {n} cells, repeat {rep}: {v} ...", end="", flush=True)
+                    runs[v].append(_run_variant(job, devices, sources[src]))
+                    print(f" {runs[v][-1]['wall_s']:.2f}s", flush=True)
+                    if rep == 0:
+                        ys[v] = np.load(ys_path)
+                print(f"[{name}] {n} cells, repeat {rep}: gillespy2 ...", end="", flush=True)
+                ys_p, p_wall, p_cpu = peer.run(n, seed=seed + 1 + rep)
+                runs["gillespy2"].append(
+                    {"wall_s": p_wall, "cpu_s": p_cpu, "loadavg_after": _loadavg()}
+                )
+                print(f" {p_wall:.2f}s", end="", flush=True)
+                if peer_o3 is not None:
+                    print("; gillespy2 -O3 ...", end="", flush=True)
+                    ys_o, o_wall, o_cpu = peer_o3.run(n, seed=seed + 2 + rep)
+                    runs["gillespy2_O3"].append(
+                        {"wall_s": o_wall, "cpu_s": o_cpu, "loadavg_after": _loadavg()}
+                    )
+                    print(f" {o_wall:.2f}s", end="", flush=True)
+                print(flush=True)
+                if rep == 0:
+                    ys["gillespy2"] = ys_p
+                    if peer_o3 is not None:
+                        ys["gillespy2_O3"] = ys_o
+            first = variants[0]
+            total = runs[first][0]["total_events"]
+            row = model_doc["cells"][str(n)] = {"mean_events_per_cell": total / n}
+            for v, rs in runs.items():
+                if rs:
+                    row[v] = _summary(rs, total)
+            ref = row["gillespy2"]["events_per_s"]
+            for v in runs:
+                if v in row and v != "gillespy2":
+                    row[f"ratio_{v}_over_gillespy2"] = row[v]["events_per_s"] / ref
+            row["check"] = {
+                v: _sample_check(ys[v], ys["gillespy2"], spec.species)
+                for v in ys
+                if v != "gillespy2"
             }
-            if peer_o3 is not None:
-                row["gillespy2_O3"] = {
-                    "events_per_s": total / o_wall,
-                    "wall_s": o_wall,
-                    "cpu_s": o_cpu,
-                    "total_events": total,
-                    "total_events_method": "N x grn mean events per cell",
-                }
-                row["ratio_grn_over_gillespy2_O3"] = g_rate / (total / o_wall)
-                row["check_O3"] = _sample_check(g["ys"], ys_o, spec.species)
             write()
+
+    if not args.no_melanoma and not args.quick:
+        mel: dict = {"cells": MELANOMA_CELLS, "hours": MELANOMA_HOURS}
+        for devices in (1, 2):
+            print(
+                f"[melanoma] {MELANOMA_CELLS} cells x {MELANOMA_HOURS:g} h, {devices} device(s):",
+                end="",
+                flush=True,
+            )
+            job = {"model": "melanoma", "cells": MELANOMA_CELLS, "seed": args.seed}
+            r = _run_variant(job, devices, repo_src)
+            r["cell_days_per_s"] = MELANOMA_CELLS * MELANOMA_HOURS / 24.0 / r["wall_s"]
+            r["events_per_s"] = r["total_events"] / r["wall_s"]
+            mel[f"{devices}dev"] = r
+            print(f" {r['wall_s']:.2f}s, {r['cell_days_per_s']:.2f} cell-days/s", flush=True)
+        doc["melanoma"] = mel
         write()
 
     doc["machine"]["loadavg_at_end"] = _loadavg()
-    target_row = doc["results"].get("toggle", {}).get("cells", {}).get("10000")
-    doc["target"] = {
-        "statement": "grn events/s >= 2 x GillesPy2 events/s on the toggle at 1e4 cells",
-        "ratio": None if target_row is None else target_row["ratio_grn_over_gillespy2"],
-        "met": None if target_row is None else target_row["ratio_grn_over_gillespy2"] >= 2.0,
-    }
+    toggle = doc["results"].get("toggle", {}).get("cells", {}).get("10000")
+    rep = doc["results"].get("repressilator", {}).get("cells", {})
+    rep_row = rep.get("10000") or rep.get("1000")
+    doc["targets"] = [
+        {
+            "statement": f"{v} events/s >= {goal} x GillesPy2 stock on the {m} at {c} cells",
+            "ratio": row.get(f"ratio_{v}_over_gillespy2"),
+            "met": row.get(f"ratio_{v}_over_gillespy2", 0.0) >= goal,
+        }
+        for m, c, row, goal in (
+            ("toggle", 10_000, toggle, 8.0),
+            ("repressilator", 1_000 if rep_row is rep.get("1000") else 10_000, rep_row, 4.0),
+        )
+        if row is not None
+        for v in variants
+        if v in row
+    ]
     write()
     print()
     print_table({m: d["cells"] for m, d in doc["results"].items()})
-    if target_row is not None:
-        verdict = "met" if doc["target"]["met"] else "NOT met"
-        print(f"\ntarget ({doc['target']['statement']}): {verdict}")
+    for t in doc["targets"]:
+        print(f"{'met    ' if t['met'] else 'NOT met'}  {t['statement']}: {t['ratio']:.2f}x")
+    if "melanoma" in doc:
+        m = doc["melanoma"]
+        print(
+            f"melanoma SSA: {m['1dev']['cell_days_per_s']:.2f} cell-days/s (1 device), "
+            f"{m['2dev']['cell_days_per_s']:.2f} (2 devices)"
+        )
     loads = [doc["machine"]["loadavg_at_start"], doc["machine"]["loadavg_at_end"]]
     if all(loads) and max(ld[0] for ld in loads) > 0.5 * (os.cpu_count() or 1):
         print(

@@ -19,6 +19,11 @@ from ._solvers import (
     AbstractSolver as AbstractSolver,
     TauLeap as TauLeap,
 )
+from ._streaming import (
+    EnsembleMoments as EnsembleMoments,
+    Histogram as Histogram,
+    Moments as Moments,
+)
 from .io import load_sbml as load_sbml, save_sbml as save_sbml, to_sbml as to_sbml
 
 __version__ = "0.1.0"

@@ -15,9 +15,14 @@ from ._network import Network
 from ._schedule import Schedule, no_schedule
 from ._solution import RESULTS, Solution
 from ._solvers import SSA, AbstractSolver, CellPath
+from ._streaming import EnsembleMoments, Moments, chunk_stats, combine, to_result
 
 TRACE_COUNT = {"ensemble": 0}
 """How often the ensemble program was traced (tests use it to prove nothing recompiles)."""
+
+STREAM_BATCH = 16_384
+"""Default cells per chunk of a streaming (``reduce=``) run: ~60 MB of float32 trajectories at
+73 output times and 13 species, and enough cells per step to fill a GPU."""
 
 
 def simulate(
@@ -32,7 +37,8 @@ def simulate(
     batch_size: int | None = None,
     throw: bool = True,
     progress: bool = False,
-) -> Solution:
+    reduce: str | Moments | None = None,
+) -> Solution | EnsembleMoments:
     """Simulate ``n_cells`` cells of ``network`` and return their trajectories at ``ts``.
 
     - ``solver``: `grn.SSA()` (default, exact), `grn.ODE()`, ... Deterministic solvers return one
@@ -46,6 +52,9 @@ def simulate(
       batches. With several local devices the cells are sharded across them.
     - ``throw``: raise if any cell did not succeed (see `grn.RESULTS`); with ``throw=False`` the
       codes are returned in ``Solution.result`` instead.
+    - ``reduce``: ``"moments"`` or `grn.Moments` (with histograms) returns a
+      `grn.EnsembleMoments` accumulated chunk by chunk of ``batch_size`` cells (default
+      16,384) instead of every trajectory, so memory does not grow with ``n_cells``.
     """
     if not isinstance(network, Network):
         raise TypeError(f"simulate expects a grn.Network, got {type(network).__name__}")
@@ -69,6 +78,7 @@ def simulate(
         sched = schedule.as_arrays(network.inputs, dtype)
     else:
         sched = no_schedule(network.inputs, dtype)
+    hist_index, hist_names, edges = _check_reduce(network, reduce, dtype)
     solver = solver.bind(network, _concrete(ts), _concrete(sched[0]))
     if key is None:
         if solver.stochastic:
@@ -82,11 +92,18 @@ def simulate(
     if x0.ndim == 2:
         cells["x0"] = x0
     common = {"ts": ts, "params": shared, "x0": None if x0.ndim == 2 else x0, "schedule": sched}
+    if hist_index is not None:
+        cells["valid"] = jnp.ones(n_cells, bool)
+        common["edges"] = edges
 
     if not progress:
-        out = _ensemble(network, solver, cells, common, batch_size, throw)
+        out = _ensemble(network, solver, cells, common, batch_size, throw, hist_index)
     else:
-        out = _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size, throw)
+        out = _ensemble_with_progress(
+            network, solver, cells, common, n_cells, batch_size, throw, hist_index
+        )
+    if hist_index is not None:
+        return to_result(out, ts, network.species, hist_names, edges)
     return Solution(
         ts=ts,
         ys=out.ys,
@@ -95,14 +112,15 @@ def simulate(
         result=out.result,
         species=network.species,
         cov_within=out.cov,
+        log_likelihood=out.log_likelihood,
     )
 
 
-def _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size, throw):
+def _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size, throw, hist_index):
     """Host loop over batches of cells (never over cells) that drives a progress bar."""
     from tqdm.auto import tqdm
 
-    size = batch_size or max(1, math.ceil(n_cells / 20))
+    size = min(batch_size or max(1, math.ceil(n_cells / 20)), n_cells)
     outs = []
     with tqdm(total=n_cells, desc=f"{type(solver).__name__}", unit="cell") as bar:
         for start in range(0, n_cells, size):
@@ -110,10 +128,17 @@ def _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size,
             # Pad the last batch to the batch size so it reuses the compiled program.
             idx = jnp.minimum(jnp.arange(start, start + size), n_cells - 1)
             chunk = jax.tree.map(lambda v: v[idx], cells)
-            out = _ensemble(network, solver, chunk, common, None, throw)
-            outs.append(jax.tree.map(lambda v: v[: stop - start], out))
+            if hist_index is None:
+                out = _ensemble(network, solver, chunk, common, None, throw, None)
+                outs.append(jax.tree.map(lambda v: v[: stop - start], out))
+            else:
+                chunk["valid"] = jnp.arange(start, start + size) < n_cells
+                out = _ensemble(network, solver, chunk, common, None, throw, hist_index)
+                outs = [out] if not outs else [_combine(outs[0], out)]
             jax.block_until_ready(outs[-1])
             bar.update(stop - start)
+    if hist_index is not None:
+        return outs[0]
     return jax.tree.map(
         lambda *vs: None if vs[0] is None else jnp.concatenate(vs),
         *outs,
@@ -121,8 +146,12 @@ def _ensemble_with_progress(network, solver, cells, common, n_cells, batch_size,
     )
 
 
+_combine = jax.jit(combine)
+
+
 @eqx.filter_jit
-def _ensemble(network, solver, cells, common, batch_size, throw):
+def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
+    """All cells' paths, or with ``hist_index`` (a tuple) their streamed statistics."""
     TRACE_COUNT["ensemble"] += 1
 
     def one(cell):
@@ -135,6 +164,8 @@ def _ensemble(network, solver, cells, common, batch_size, throw):
 
     def run_local(local_cells):
         n_local = jax.tree.leaves(local_cells)[0].shape[0]
+        if hist_index is not None:
+            return _stream(one, local_cells, batch_size, hist_index, common["edges"])
         if batch_size is None or batch_size >= n_local:
             return jax.vmap(one)(local_cells)
         return jax.lax.map(one, local_cells, batch_size=batch_size)
@@ -147,14 +178,38 @@ def _ensemble(network, solver, cells, common, batch_size, throw):
         mesh = jax.make_mesh((n_devices,), ("cells",), axis_types=(AxisType.Auto,))
         spec = PartitionSpec("cells")
         sharding = NamedSharding(mesh, spec)
-        local = jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v[idx], sharding), cells)
+        local = jax.tree.map(lambda v: v[idx], cells)
+        if hist_index is not None:  # padding cells repeat the last one: leave them out
+            local["valid"] = local["valid"] & (jnp.arange(padded) < n_cells)
+        local = jax.lax.with_sharding_constraint(local, sharding)
         # Cells are independent: no collectives, so the varying-axes check has nothing to add.
-        out = jax.shard_map(
-            run_local, mesh=mesh, in_specs=(spec,), out_specs=spec, check_vma=False
-        )(local)
-        out = jax.tree.map(lambda v: v[:n_cells], out)
+        if hist_index is None:
+            out = jax.shard_map(
+                run_local, mesh=mesh, in_specs=(spec,), out_specs=spec, check_vma=False
+            )(local)
+            out = jax.tree.map(lambda v: v[:n_cells], out)
+        else:  # one set of statistics per device, merged here in device order
+            per_device = jax.shard_map(
+                lambda c: jax.tree.map(lambda v: v[None], run_local(c)),
+                mesh=mesh,
+                in_specs=(spec,),
+                out_specs=spec,
+                check_vma=False,
+            )(local)
+            out = jax.tree.map(lambda v: v[0], per_device)
+            for d in range(1, n_devices):
+                out = combine(out, jax.tree.map(lambda v, d=d: v[d], per_device))
     else:
         out = run_local(cells)
+    if hist_index is not None:
+        if throw:
+            mean = out["mean"]
+            for code in RESULTS:
+                if code != RESULTS.successful:
+                    failed = out["result_counts"][code] > 0
+                    mean = eqx.error_if(mean, failed, RESULTS.message(code))
+            out = {**out, "mean": mean}
+        return out
     if throw:
         ys = out.ys
         for code in RESULTS:
@@ -164,7 +219,54 @@ def _ensemble(network, solver, cells, common, batch_size, throw):
     return out
 
 
+def _stream(one, cells, batch_size, hist_index, edges):
+    """Statistics of ``cells``: a scan over chunks that keeps one chunk's paths at a time."""
+    n = cells["key"].shape[0]
+    size = min(batch_size or STREAM_BATCH, n)
+    n_chunks = math.ceil(n / size)
+    size = math.ceil(n / n_chunks)  # the fewest padding cells for this many chunks
+    idx = jnp.minimum(jnp.arange(n_chunks * size), n - 1)
+    padded = jax.tree.map(lambda v: v[idx], cells)
+    padded["valid"] = padded["valid"] & (jnp.arange(n_chunks * size) < n)
+    chunks = jax.tree.map(lambda v: v.reshape(n_chunks, size, *v.shape[1:]), padded)
+
+    def stats(chunk):
+        path = jax.vmap(one)(chunk)
+        ok = chunk["valid"] & (path.result == RESULTS.successful)
+        return chunk_stats(path, ok, chunk["valid"], hist_index, edges)
+
+    first = stats(jax.tree.map(lambda v: v[0], chunks))
+    if n_chunks == 1:
+        return first
+    rest = jax.tree.map(lambda v: v[1:], chunks)
+    acc, _ = jax.lax.scan(lambda acc, c: (combine(acc, stats(c)), None), first, rest)
+    return acc
+
+
 # -- boundary validation (plain Python, naming the culprit) -----------------------------------
+def _check_reduce(network, reduce, dtype):
+    """``(species indices, names, edges)`` of the histograms, or Nones without ``reduce``."""
+    if reduce is None:
+        return None, None, None
+    if isinstance(reduce, str):
+        if reduce != "moments":
+            raise ValueError(f'reduce must be None, "moments" or grn.Moments(...), got {reduce!r}')
+        reduce = Moments()
+    if not isinstance(reduce, Moments):
+        raise TypeError(
+            f'reduce must be None, "moments" or grn.Moments(...), got {type(reduce).__name__}'
+        )
+    for name in reduce.histograms:
+        if name not in network.species:
+            raise KeyError(
+                f"histogram of unknown species {name!r} (species: {list(network.species)})"
+            )
+    names = tuple(reduce.histograms)
+    index = tuple(network.species.index(name) for name in names)
+    edges = tuple(jnp.asarray(reduce.histograms[name], dtype) for name in names)
+    return index, names, edges
+
+
 def _concrete(value) -> np.ndarray | None:
     if isinstance(value, jax.core.Tracer):
         return None

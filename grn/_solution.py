@@ -60,7 +60,9 @@ class Solution(eqx.Module):
     weights cells by ``exp(log_weight)`` (the surviving population's composition).
 
     Moment solvers (LNA) return each parameter set's mean in ``ys`` and its covariance in
-    ``cov_within``; ensemble moments are then those of the mixture.
+    ``cov_within``; ensemble moments are then those of the mixture. ``log_likelihood[c, t]`` is
+    the log-likelihood of cell ``c``'s path up to ``ts[t]`` with ``grn.SSA(likelihood=True)``,
+    else None.
     """
 
     ts: Float[Array, " times"]
@@ -70,6 +72,7 @@ class Solution(eqx.Module):
     result: Int[Array, " cells"]
     species: tuple[str, ...] = eqx.field(static=True)
     cov_within: Float[Array, "cells times species species"] | None = None
+    log_likelihood: Float[Array, "cells times"] | None = None
 
     @property
     def n_cells(self) -> int:

@@ -64,16 +64,22 @@ def test_telegraph_fsp_is_exact_enough():
     assert np.all(ps > -1e-15)
     m = np.arange(M_MAX + 1)
     p_on = TELEGRAPH["k_on"] / (TELEGRAPH["k_on"] + TELEGRAPH["k_off"])
-    np.testing.assert_allclose(ps[-1].sum(0) @ m, TELEGRAPH["nu"] * p_on / TELEGRAPH["delta"],
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        ps[-1].sum(0) @ m, TELEGRAPH["nu"] * p_on / TELEGRAPH["delta"], rtol=1e-9
+    )
     np.testing.assert_allclose(ps[-1][1].sum(), p_on, rtol=1e-9)
 
 
 def test_telegraph_matches_cme(stats):
     n_cells = 20_000
     ts = np.asarray(TELEGRAPH_TS)
-    sol = grn.simulate(grn.models.telegraph(), jnp.asarray(ts), key=jax.random.key(101),
-                       n_cells=n_cells, params=TELEGRAPH)
+    sol = grn.simulate(
+        grn.models.telegraph(),
+        jnp.asarray(ts),
+        key=jax.random.key(101),
+        n_cells=n_cells,
+        params=TELEGRAPH,
+    )
     g_on, g_off, m = (np.asarray(sol[s], np.int64) for s in ("G_on", "G_off", "M"))
     np.testing.assert_array_equal(g_on + g_off, 1)
     np.testing.assert_array_equal(g_on[:, 0], 0)
@@ -85,8 +91,12 @@ def test_telegraph_matches_cme(stats):
     for i, t in enumerate(ts[1:], start=1):
         p = ps[i - 1]
         # Joint (gene, M) goodness of fit; the last M bin of each gene state is M >= M_MAX.
-        counts = np.stack([np.bincount(np.minimum(m[g_on[:, i] == g, i], M_MAX),
-                                       minlength=M_MAX + 1) for g in (0, 1)])
+        counts = np.stack(
+            [
+                np.bincount(np.minimum(m[g_on[:, i] == g, i], M_MAX), minlength=M_MAX + 1)
+                for g in (0, 1)
+            ]
+        )
         chi2, dof, pval = stats.chi_square(counts.ravel(), n_cells * p.ravel())
         print(f"telegraph t = {t}: chi2 = {chi2:.1f} on {dof} dof, p = {pval:.3g}")
         assert pval > FAMILY_P / (len(ts) - 1), f"t = {t}: chi2 = {chi2:.1f}, dof {dof}, p {pval}"
@@ -114,8 +124,14 @@ def test_poisson_law_late_in_float32(stats):
     assert jnp.zeros(()).dtype == jnp.float32
     alpha, mu, x0, n_cells = 1e4, 100.0, 100, 2_000
     ts = jnp.linspace(1535.0, 1536.0, 11)
-    sol = grn.simulate(grn.models.immigration_death(), ts, key=jax.random.key(1535),
-                       n_cells=n_cells, params={"alpha": alpha, "mu": mu}, x0={"X": x0})
+    sol = grn.simulate(
+        grn.models.immigration_death(),
+        ts,
+        key=jax.random.key(1535),
+        n_cells=n_cells,
+        params={"alpha": alpha, "mu": mu},
+        x0={"X": x0},
+    )
     assert sol.ys.dtype == jnp.float32
     x = np.asarray(sol["X"], np.float64)
     np.testing.assert_array_equal(x[:, 0], x0)
@@ -158,16 +174,23 @@ def _check_against_law(stats, sol, law, x0):
     z_v = stats.z_var(x[:, 1:], var[1:], mu4[1:])
     print("z(mean) =", np.round(z_m, 2), "\nz(var) =", np.round(z_v, 2))
     bad = np.flatnonzero((np.abs(z_m) >= Z_MAX) | (np.abs(z_v) >= Z_MAX)) + 1
-    assert bad.size == 0, (f"at t = {np.asarray(sol.ts)[bad]}: z(mean) = {z_m[bad - 1]}, "
-                           f"z(var) = {z_v[bad - 1]}")
+    assert bad.size == 0, (
+        f"at t = {np.asarray(sol.ts)[bad]}: z(mean) = {z_m[bad - 1]}, z(var) = {z_v[bad - 1]}"
+    )
 
 
 def test_stepped_schedule_matches_exact_law(stats, stepped):
     """I = 1, 3, 0, 2 from t = 0, 2.25, 5.6, 8.1 (off the half-hour grid), X0 = 5."""
     ts = 0.5 * np.arange(25)
     x0 = 5
-    sol = grn.simulate(stepped.network, jnp.asarray(ts), key=jax.random.key(7), n_cells=10_000,
-                       x0={"X": x0}, schedule=stepped.schedule)
+    sol = grn.simulate(
+        stepped.network,
+        jnp.asarray(ts),
+        key=jax.random.key(7),
+        n_cells=10_000,
+        x0={"X": x0},
+        schedule=stepped.schedule,
+    )
     _check_against_law(stats, sol, stepped.law(ts, 0.0, x0), x0)
 
 
@@ -180,6 +203,12 @@ def test_schedule_from_nonzero_start(stats, stepped, t0):
     """
     ts = t0 + 0.5 * np.arange(25)
     x0 = 5
-    sol = grn.simulate(stepped.network, jnp.asarray(ts), key=jax.random.key(8), n_cells=10_000,
-                       x0={"X": x0}, schedule=stepped.schedule)
+    sol = grn.simulate(
+        stepped.network,
+        jnp.asarray(ts),
+        key=jax.random.key(8),
+        n_cells=10_000,
+        x0={"X": x0},
+        schedule=stepped.schedule,
+    )
     _check_against_law(stats, sol, stepped.law(np.asarray(sol.ts, np.float64), t0, x0), x0)

@@ -37,8 +37,7 @@ def _no_x64_leak():
 
 
 def _solve_ref(rhs, y0, ts):
-    sol = solve_ivp(rhs, (ts[0], ts[-1]), y0, method="Radau", t_eval=ts, rtol=1e-12,
-                    atol=1e-12)
+    sol = solve_ivp(rhs, (ts[0], ts[-1]), y0, method="Radau", t_eval=ts, rtol=1e-12, atol=1e-12)
     assert sol.success
     return sol.y.T
 
@@ -127,8 +126,9 @@ def test_ode_stepped_schedule(stepped, t0, x64):
     ts = t0 + 0.5 * np.arange(25)
     x0 = 5
     mean, _, _ = stepped.law(ts, t0, x0)
-    y, _ = _ode(stepped.network, ts, x64, TIGHT if x64 else None, x0={"X": x0},
-                schedule=stepped.schedule)
+    y, _ = _ode(
+        stepped.network, ts, x64, TIGHT if x64 else None, x0={"X": x0}, schedule=stepped.schedule
+    )
     tol = TIGHT if x64 else grn.ODE().rtol
     _assert_within(y[:, 0], mean, tol, tol)
 
@@ -138,8 +138,10 @@ def _fate_network():
     """Immigration-death with constant growth g and death hazard h = c X per cell."""
     return grn.Network(
         species=["X"],
-        reactions=[grn.Reaction("-> X", grn.mass_action("alpha")),
-                   grn.Reaction("X ->", grn.mass_action("mu"))],
+        reactions=[
+            grn.Reaction("-> X", grn.mass_action("alpha")),
+            grn.Reaction("X ->", grn.mass_action("mu")),
+        ],
         params={"alpha": 20.0, "mu": 0.5, "g": 0.7, "c": 0.01},
         growth=grn.mass_action("g"),
         death=lambda x, p, u: p["c"] * x["X"],
@@ -186,8 +188,9 @@ def test_ssa_log_weight_is_the_fate_integral(stats):
     # With c = 0 the weight is g (t - t0) up to float32 summation: each cell adds one term
     # g dt per step (events and restarts at output times), each term and each addition rounding
     # by at most u = 2^-24 relative, so |error| <= (steps + 1) 2u g t (Higham 2002, ch. 4).
-    sol = grn.simulate(FATE, jnp.asarray(ts), key=jax.random.key(13), n_cells=1_000,
-                       params={"c": 0.0})
+    sol = grn.simulate(
+        FATE, jnp.asarray(ts), key=jax.random.key(13), n_cells=1_000, params={"c": 0.0}
+    )
     lw = np.asarray(sol.log_weight, np.float64)
     steps = np.asarray(sol.n_events, np.float64)[:, None] + len(ts)
     bound = (steps + 1) * 2.0**-23 * p["g"] * ts

@@ -16,6 +16,7 @@ class CellPath(NamedTuple):
     n_events: Any  # (): reactions fired (stochastic) or steps taken
     result: Any  # (): a RESULTS code
     cov: Any = None  # (times, species, species): the solver's own covariance (LNA), else None
+    log_likelihood: Any = None  # (times,): path log-likelihood, SSA(likelihood=True), else None
 
 
 class AbstractSolver(eqx.Module):

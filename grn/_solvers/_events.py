@@ -120,8 +120,11 @@ def restart_points(events, s, ts, schedule_times):
     n_times, n_segments = ts.shape[0], schedule_times.shape[0]
     t_start = ts[s["k"]]
     span = ts[jnp.minimum(s["k"] + 1, n_times - 1)] - t_start
-    nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
-    bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
+    if n_segments == 1:  # no schedule: no breakpoint (static, so the step does less work)
+        bp = jnp.asarray(jnp.inf, ts.dtype)
+    else:
+        nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
+        bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
     ev = events.next_time(s, ts.dtype) - t_start
     return t_start, span, bp, ev
 
@@ -137,13 +140,58 @@ def first_restart(t_cand, span, bp, ev):
     return hits_ev, hits_bp, hits_end, t_new
 
 
+UNROLL_MAX = 32
+"""Networks with at most this many reactions (or species) get prefix sums and any-reductions
+unrolled into scalar arithmetic, which XLA fuses into the surrounding elementwise loop; a
+``cumsum`` (a ``reduce_window``) or reduction is a separate, slower kernel on the CPU."""
+
+
+def _prefix_sums(weights):
+    """``sum_{i<=j} w_i`` for every ``j``: a list of scalars (few weights) or an array."""
+    if weights.shape[0] <= UNROLL_MAX:
+        sums = [weights[0]]
+        for i in range(1, weights.shape[0]):
+            sums.append(sums[-1] + weights[i])
+        return sums
+    return jnp.cumsum(weights)
+
+
+def _count(flags):
+    """Number of true entries of a list of scalar flags, or of a boolean array."""
+    if isinstance(flags, list):
+        return sum((f.astype(jnp.int32) for f in flags), jnp.zeros((), jnp.int32))
+    return jnp.sum(flags, dtype=jnp.int32)
+
+
+def weight_sum(weights):
+    """``W = sum w``, computed as the last prefix sum of `select_reaction` so the two agree (and
+    XLA computes them once)."""
+    return _prefix_sums(weights)[-1]
+
+
+def any_true(flags):
+    """``jnp.any`` over a 1-D array, unrolled for short ones."""
+    if flags.shape[0] <= UNROLL_MAX:
+        out = flags[0]
+        for i in range(1, flags.shape[0]):
+            out = out | flags[i]
+        return out
+    return jnp.any(flags)
+
+
 def select_reaction(weights, r):
     """Index ``j`` with ``sum_{i<j} w_i <= r W < sum_{i<=j} w_i`` (``W = sum w``, ``r`` in [0, 1)).
 
-    ``r W`` can round up to ``W``; then the last reaction with a positive weight is chosen.
+    ``j`` counts the prefix sums ``<= r W``. ``r W`` can round up to ``W``; the count is then
+    capped at the first index whose prefix sum reaches ``W``, a reaction with a positive weight.
     """
-    cumulative = jnp.cumsum(weights)
-    j = jnp.sum(cumulative <= r * cumulative[-1])
-    n = weights.shape[0]
-    last_positive = n - 1 - jnp.argmax((weights > 0)[::-1])
-    return jnp.where(j >= n, last_positive, j)
+    sums = _prefix_sums(weights)
+    total = sums[-1]
+    target = r * total
+    if isinstance(sums, list):
+        below = _count([c <= target for c in sums[:-1]])
+        first_full = _count([c < total for c in sums[:-1]])
+    else:
+        below = _count(sums[:-1] <= target)
+        first_full = _count(sums[:-1] < total)
+    return jnp.minimum(below, first_full)

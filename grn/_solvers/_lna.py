@@ -25,9 +25,9 @@ class LNA(ODE):
         n = x0.shape[0]
 
         def field(t, y, args):
-            phi, sigma, _ = y
-            seg = jnp.searchsorted(schedule_times, t, side="right") - 1
-            u = schedule_table[seg]
+            (phi, sigma, _), (params, breaks, table) = y, args
+            seg = jnp.searchsorted(breaks, t, side="right") - 1
+            u = table[seg]
 
             def drift(z):
                 return network.rates(z, params, u) @ nu
@@ -39,5 +39,6 @@ class LNA(ODE):
             return drift(phi), dsigma, network.fate_rate(phi, params, u)
 
         y0 = (x0.astype(ts.dtype), jnp.zeros((n, n), ts.dtype), jnp.zeros((), ts.dtype))
-        (mean, cov, lws), steps, result = self._integrate(field, ts, y0, schedule_times)
+        args = (params, schedule_times, schedule_table)
+        (mean, cov, lws), steps, result = self._integrate(field, ts, y0, schedule_times, args)
         return CellPath(mean, lws, steps, result, cov)

@@ -19,12 +19,17 @@ class ODE(AbstractSolver):
     ``Kvaerno5`` with a PID step-size controller, which handles stiff networks; schedule
     breakpoints are passed as ``jump_ts`` so no step straddles a change of input. The fate
     integral ``log_weight`` is integrated alongside. Returns one trajectory per parameter set.
+
+    ``adjoint`` is any diffrax adjoint (default ``RecursiveCheckpointAdjoint``; also
+    ``BacksolveAdjoint``, ``ForwardMode``): parameters and input levels reach the vector field as
+    diffrax ``args``, so each adjoint differentiates with respect to them (docs/gradients.md).
     """
 
     rtol: float = 1e-6
     atol: float = 1e-6
     max_steps: int = 100_000
     method: diffrax.AbstractSolver = eqx.field(default_factory=diffrax.Kvaerno5)
+    adjoint: diffrax.AbstractAdjoint = eqx.field(default_factory=diffrax.RecursiveCheckpointAdjoint)
     stochastic = False
 
     def __check_init__(self):
@@ -37,20 +42,24 @@ class ODE(AbstractSolver):
         nu = jnp.asarray(network.stoichiometry, ts.dtype)
 
         def field(t, y, args):
-            x, _ = y
-            seg = jnp.searchsorted(schedule_times, t, side="right") - 1
-            u = schedule_table[seg]
+            (x, _), (params, breaks, table) = y, args
+            seg = jnp.searchsorted(breaks, t, side="right") - 1
+            u = table[seg]
             return network.rates(x, params, u) @ nu, network.fate_rate(x, params, u)
 
         y0 = (x0.astype(ts.dtype), jnp.zeros((), ts.dtype))
-        (ys, lws), steps, result = self._integrate(field, ts, y0, schedule_times)
+        args = (params, schedule_times, schedule_table)
+        (ys, lws), steps, result = self._integrate(field, ts, y0, schedule_times, args)
         return CellPath(ys, lws, steps, result)
 
-    def _integrate(self, field, ts, y0, schedule_times):
+    def _integrate(self, field, ts, y0, schedule_times, args):
         """Solve ``dy/dt = field(t, y)`` from ``ts[0]``, saving at ``ts``; steps land on breaks."""
         controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol)
         if schedule_times.shape[0] > 1:
             controller = diffrax.ClipStepSizeController(controller, jump_ts=schedule_times[1:])
+        # Closed-over arrays (the stoichiometry, traced under jit) must become leaves of the term:
+        # BacksolveAdjoint fails with "No constant handler ... DynamicJaxprTracer" otherwise.
+        field = eqx.filter_closure_convert(field, ts[0], y0, args)
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field),
             self.method,
@@ -58,9 +67,11 @@ class ODE(AbstractSolver):
             t1=ts[-1],
             dt0=None,
             y0=y0,
+            args=args,
             saveat=diffrax.SaveAt(ts=ts),
             stepsize_controller=controller,
             max_steps=self.max_steps,
+            adjoint=self.adjoint,
             throw=False,
         )
         finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(y)) for y in jax.tree.leaves(sol.ys)]))

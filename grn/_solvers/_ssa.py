@@ -7,7 +7,14 @@ import jax.numpy as jnp
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
-from ._events import EventPlan, first_restart, restart_points, select_reaction
+from ._events import (
+    EventPlan,
+    any_true,
+    first_restart,
+    restart_points,
+    select_reaction,
+    weight_sum,
+)
 
 
 class SSA(AbstractSolver):
@@ -26,10 +33,20 @@ class SSA(AbstractSolver):
     reaches it gets ``RESULTS.max_events_reached`` (`grn.simulate` raises unless ``throw=False``).
     ``block`` is the number of steps run between checks for finished cells (a tuning knob: the
     uniforms of a block are drawn at once from a fresh split of the cell's key).
+
+    ``likelihood=True`` also records, per output time, the log-likelihood of the path so far,
+    ``log L = sum_k log a_{r_k}(x_k) - int a0(x(t)) dt`` (Gillespie 1977; the integral is
+    accumulated piecewise between events, breakpoints and event times), in
+    ``Solution.log_likelihood``. The sampling (waiting times, reaction choice) then sees the
+    propensities through ``stop_gradient``, so parameters enter only ``log L`` and forward-mode
+    derivatives (``jax.jvp``/``jax.jacfwd`` through `grn.simulate`) give the score
+    ``d log L / d theta`` of the likelihood-ratio gradient estimator (Glynn 1990, Commun. ACM
+    33:75); see `fitting.score_function_grad`. Off by default, when it costs nothing.
     """
 
     max_events: int = 10_000_000
     block: int = 64
+    likelihood: bool = False
     stochastic = True
 
     def __check_init__(self):
@@ -37,6 +54,8 @@ class SSA(AbstractSolver):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"SSA({name}=...) must be a positive integer, got {value!r}")
+        if not isinstance(self.likelihood, bool):
+            raise ValueError(f"SSA(likelihood=...) must be True or False, got {self.likelihood!r}")
 
     def check(self, network) -> None:
         pass  # SSA honours every event exactly
@@ -47,12 +66,14 @@ class SSA(AbstractSolver):
         n_times = ts.shape[0]
         exact_limit = 2**24 if dtype == jnp.float32 else 2**31 - 1
         events = EventPlan(network)
+        fate = network.growth is not None or network.death is not None
 
         # Each step fires a reaction, crosses a schedule breakpoint or time event, or reaches the
-        # next output time, whose state is written in place. Steps run in blocks of fixed length
-        # with the block's random numbers drawn at once: a fixed-length inner loop keeps vmapped
-        # cells from copying their output buffers at every step, and cells wait for the slowest
-        # cell once per simulation rather than once per output interval.
+        # next output time. Steps run in blocks of fixed length (a scan) with the block's random
+        # numbers drawn at once; a step returns the output row it reached (or an out-of-range row)
+        # and the block writes all its rows with one scatter. Cells wait for the slowest cell
+        # once per simulation rather than once per output interval. See
+        # benchmarks/ssa_profile.md for where the time per event goes.
         def step(s, r):
             active = (s["k"] < n_times - 1) & (s["res"] == RESULTS.successful)
             active = active & (s["n"] < self.max_events)
@@ -62,23 +83,27 @@ class SSA(AbstractSolver):
             u = schedule_table[s["seg"]]
             xf = x.astype(dtype)
             a = network.propensities(xf, p, u)
-            a0 = jnp.sum(a)
-            tau = jnp.where(a0 > 0, -jnp.log1p(-r[0]) / a0, jnp.inf)
+            a0 = weight_sum(a)
+            # With the likelihood on, the path is sampled from propensities held constant.
+            a_s = jax.lax.stop_gradient(a) if self.likelihood else a
+            a0_s = weight_sum(a_s) if self.likelihood else a0
+            tau = jnp.where(a0_s > 0, -jnp.log1p(-r[0]) / a0_s, jnp.inf)
             hits_ev, hits_bp, hits_end, t_new = first_restart(t + tau, span, bp, ev)
             fire = ~(hits_ev | hits_bp | hits_end)
-            j = select_reaction(a, r[1])
-            x_new = x + fire * nu[j]
-            lw_new = s["lw"] + network.fate_rate(xf, p, u) * (t_new - t)
+            j = select_reaction(a_s, r[1])
+            x_new = jnp.where(fire, x + nu[j], x)
+            if fate:
+                lw_new = s["lw"] + network.fate_rate(xf, p, u) * (t_new - t)
             new = {"p": s["p"]}
             if events:
                 x_new, p, new = events.step(s, hits_ev, t_start + t_new, x_new, p, u)
             code = jnp.where(
-                ~jnp.isfinite(a0) | jnp.any(a < 0),
+                ~jnp.isfinite(a0) | any_true(a < 0),
                 RESULTS.invalid_propensity,
                 jnp.where(
-                    jnp.any(x_new < 0),
+                    any_true(x_new < 0),
                     RESULTS.negative_population,
-                    jnp.where(jnp.any(x_new >= exact_limit), RESULTS.count_overflow, s["res"]),
+                    jnp.where(any_true(x_new >= exact_limit), RESULTS.count_overflow, s["res"]),
                 ),
             )
             code = jnp.where(active, code, s["res"])
@@ -86,19 +111,27 @@ class SSA(AbstractSolver):
             record = hits_end & ok
             row = jnp.where(record, k + 1, n_times)  # out of range: the write is dropped
             keep = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
-            return {
+            out = {
                 **s,
                 **jax.tree.map(keep, new, {name: s[name] for name in new}),
                 "x": keep(x_new, x),
                 "k": k + record,
                 "t": jnp.where(record, jnp.zeros_like(t), keep(t_new, t)),
-                "seg": s["seg"] + (hits_bp & ok),
                 "n": s["n"] + (fire & ok),
-                "lw": keep(lw_new, s["lw"]),
                 "res": code,
-                "ys": s["ys"].at[row].set(xf, mode="drop"),
-                "lws": s["lws"].at[row].set(lw_new, mode="drop"),
             }
+            written = {"row": row, "ys": xf}
+            if schedule_times.shape[0] > 1:
+                out["seg"] = s["seg"] + (hits_bp & ok)
+            if fate:
+                out["lw"] = keep(lw_new, s["lw"])
+                written["lws"] = lw_new
+            if self.likelihood:
+                log_aj = jnp.where(fire, jnp.log(jnp.where(fire, a[j], 1.0)), 0.0)
+                ll_new = s["ll"] + log_aj - a0 * (t_new - t)
+                out["ll"] = keep(ll_new, s["ll"])
+                written["lls"] = ll_new
+            return out, written
 
         def running(carry):
             s, _ = carry
@@ -112,14 +145,27 @@ class SSA(AbstractSolver):
             s, key = carry
             key, sub = jax.random.split(key)
             r = jax.random.uniform(sub, (self.block, 2), dtype)
-            s = jax.lax.fori_loop(0, self.block, lambda i, s: step(s, r[i]), s)
-            return s, key
+            outputs = [name for name in ("ys", "lws", "lls") if name in s]
+            s_new, written = jax.lax.scan(
+                step, {name: v for name, v in s.items() if name not in outputs}, r
+            )
+            for name in outputs:  # rows out of range (no output time reached) are dropped
+                s_new[name] = s[name].at[written["row"]].set(written[name], mode="drop")
+            return s_new, key
 
         x0 = jnp.round(x0).astype(jnp.int32)
         state = events.initial_state(ts, schedule_times, x0, params)
+        if not fate:  # log_weight stays 0: filled in from the rows reached, after the loop
+            del state["lw"], state["lws"]
         state["res"] = jnp.asarray(RESULTS.successful, jnp.int32)
+        if self.likelihood:
+            state["ll"] = jnp.zeros((), dtype)
+            state["lls"] = jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0)
         state, _ = jax.lax.while_loop(running, block, (state, key))
         # Rows not reached stay NaN; a cell that stopped early without an error ran out of events.
         unfinished = (state["k"] < n_times - 1) & (state["res"] == RESULTS.successful)
         res = jnp.where(unfinished, RESULTS.max_events_reached, state["res"])
-        return CellPath(state["ys"], state["lws"], state["n"], res)
+        lls = state["lls"] if self.likelihood else None
+        reached = ~jnp.isnan(state["ys"][:, 0])
+        lws = state["lws"] if fate else jnp.where(reached, 0.0, jnp.nan).astype(dtype)
+        return CellPath(state["ys"], lws, state["n"], res, log_likelihood=lls)
