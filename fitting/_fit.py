@@ -1,0 +1,324 @@
+"""`fit`: multi-start gradient descent with optax, early stopping and exact resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ._problem import Problem
+
+TRACE_COUNT = {"step": 0}
+"""How often the optimisation step was traced (tests use it to prove nothing recompiles)."""
+
+_CHECKPOINT_VERSION = 1
+
+
+@functools.cache
+def default_optimizer(learning_rate: float = 0.05, max_norm: float = 10.0):
+    """Adam (Kingma & Ba 2015) after clipping the gradient's global norm to ``max_norm``.
+
+    Cached, so the same settings give the same object and a second fit does not recompile.
+    """
+    return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(learning_rate))
+
+
+class _State(eqx.Module):
+    phi: dict  # current optimiser coordinates, (starts,) leaves
+    opt_state: optax.OptState
+    best_phi: dict
+    best_loss: jax.Array  # (starts,)
+    stall: jax.Array  # steps since the last improvement
+    done: jax.Array  # early-stopped starts
+
+
+@eqx.filter_jit
+def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol):
+    """One optimisation step of every start at once: the whole step is one compiled program."""
+    TRACE_COUNT["step"] += 1
+
+    def one(phi, opt_state, fixed_):
+        loss, grad = jax.value_and_grad(problem.loss)(phi)
+        grad = {n: jnp.where(fixed_[n], 0.0, g) for n, g in grad.items()}
+        finite = jnp.isfinite(loss) & jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(g)) for g in grad.values()])
+        )
+        grad = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grad)
+        updates, new_opt = optimizer.update(grad, opt_state, phi)
+        new_phi = problem.space.project(optax.apply_updates(phi, updates))
+        return loss, finite, new_phi, new_opt
+
+    loss, finite, new_phi, new_opt = jax.vmap(one)(state.phi, state.opt_state, fixed)
+    keep = finite & ~state.done
+
+    def choose(new, old):
+        mask = keep.reshape(keep.shape + (1,) * (new.ndim - 1))
+        return jnp.where(mask, new, old)
+
+    improved = loss < state.best_loss - rtol * jnp.abs(state.best_loss)
+    better = loss < state.best_loss
+    best_phi = jax.tree.map(
+        lambda cur, best: jnp.where(better, cur, best), state.phi, state.best_phi
+    )
+    stall = jnp.where(improved, 0, state.stall + 1)
+    new_state = _State(
+        phi=jax.tree.map(choose, new_phi, state.phi),
+        opt_state=jax.tree.map(choose, new_opt, state.opt_state),
+        best_phi=best_phi,
+        best_loss=jnp.where(better, loss, state.best_loss),
+        stall=stall,
+        done=state.done | (stall >= patience),
+    )
+    return new_state, loss
+
+
+@dataclasses.dataclass
+class FitResult:
+    """The outcome of `fit`.
+
+    ``params``: natural values of all fitted and frozen parameters of the best start; ``loss``
+    its objective; ``best_start`` its index. Per start: ``start_params`` (name -> (starts,)),
+    ``start_loss``, ``converged`` (early-stopped), ``phi`` (optimiser coordinates).
+    ``history`` (steps, starts) is the loss before each step; ``n_steps`` steps were taken.
+    """
+
+    params: dict[str, float]
+    loss: float
+    best_start: int
+    start_params: dict[str, np.ndarray]
+    start_loss: np.ndarray
+    converged: np.ndarray
+    phi: dict[str, np.ndarray]
+    history: np.ndarray
+    n_steps: int
+
+    @property
+    def best_phi(self) -> dict[str, float]:
+        """Optimiser coordinates of the best start."""
+        return {n: float(v[self.best_start]) for n, v in self.phi.items()}
+
+    def to_json(self) -> dict:
+        """A JSON-ready summary."""
+        return {
+            "params": self.params,
+            "loss": self.loss,
+            "best_start": self.best_start,
+            "n_steps": self.n_steps,
+            "starts": [
+                {
+                    "params": {n: float(v[i]) for n, v in self.start_params.items()},
+                    "loss": float(self.start_loss[i]),
+                    "converged": bool(self.converged[i]),
+                }
+                for i in range(self.start_loss.shape[0])
+            ],
+        }
+
+
+def _check_starts(problem: Problem, starts, key, n_starts: int) -> dict:
+    space = problem.space
+    if starts is None:
+        if key is None:
+            raise ValueError("fit needs key= (a jax.random.key) to draw starts, or starts=")
+        return space.starts(key, n_starts)
+    if not isinstance(starts, Mapping):
+        raise TypeError("starts must be a mapping of free parameter name -> values")
+    for name in starts:
+        if name not in space.free:
+            raise KeyError(f"starts names {name!r}, not a free parameter ({list(space.free)})")
+    phi = {}
+    for i, name in enumerate(space.free):
+        if name not in starts:
+            raise KeyError(f"starts lacks free parameter {name!r}")
+        values = np.atleast_1d(np.asarray(starts[name], np.float64))
+        lo, hi = space.lower[i], space.upper[i]
+        if (
+            values.ndim != 1
+            or np.any(~np.isfinite(values))
+            or np.any((values < lo) | (values > hi))
+        ):
+            raise ValueError(f"starts of {name!r} must be finite and within [{lo}, {hi}]")
+        phi[name] = values
+    sizes = {v.shape[0] for v in phi.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"starts have different lengths {sorted(sizes)}")
+    return space.to_phi(phi)
+
+
+def fit(
+    problem: Problem,
+    *,
+    key=None,
+    n_starts: int = 1,
+    starts: Mapping | None = None,
+    steps: int = 1000,
+    optimizer: optax.GradientTransformation | None = None,
+    patience: int | None = None,
+    rtol: float = 1e-4,
+    progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+    callback: Callable[[int, np.ndarray], None] | None = None,
+    fixed: Mapping | None = None,
+) -> FitResult:
+    """Minimise ``problem.loss`` from several starts at once.
+
+    - Starts: ``starts`` (name -> natural values, one per start) or ``n_starts`` drawn by
+      `ParameterSpace.starts` from ``key`` (the ``init`` values first, then log-uniform draws in
+      the bounds). All starts move together in one vmapped, jitted step (`_step`); new data,
+      values or starts of the same shapes never recompile.
+    - ``optimizer``: any `optax.GradientTransformation` (default `default_optimizer()`: Adam with
+      global-norm clipping). Steps are projected back into the bounds.
+    - Early stopping: a start stops once its loss has not improved by ``rtol`` (relative) for
+      ``patience`` steps (None: never); the loop ends when all have stopped. Non-finite losses or
+      gradients skip the update of that start.
+    - ``checkpoint``: a file written every ``checkpoint_every`` steps (atomically), on Ctrl-C
+      and at the end, with the whole optimiser state and history; ``resume=True`` continues from
+      it (if present) and reaches exactly the result of an uninterrupted run.
+    - ``callback(step, losses)`` is called after each step (host side).
+    - ``fixed``: name -> bool per start; those coordinates are held at their start values
+      (used by `profile_likelihood`).
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"fit expects a fitting.Problem, got {type(problem).__name__}")
+    if not problem.pathwise:
+        raise ValueError(
+            f"{type(problem.solver).__name__} paths are piecewise constant in the parameters, so "
+            f"jax.grad of its loss is not a gradient: fit with grn.LNA(), grn.ODE() or grn.CLE()"
+        )
+    for label, value in (("steps", steps), ("checkpoint_every", checkpoint_every)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    if not isinstance(n_starts, int) or n_starts < 1:
+        raise ValueError(f"n_starts must be a positive integer, got {n_starts!r}")
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
+    optimizer = default_optimizer() if optimizer is None else optimizer
+    phi0 = _check_starts(problem, starts, key, n_starts)
+    n = next(iter(phi0.values())).shape[0]
+    fixed = {
+        name: jnp.broadcast_to(jnp.asarray((fixed or {}).get(name, False), bool), (n,))
+        for name in problem.space.free
+    }
+    dtype = problem.ts.dtype
+    state = _State(
+        phi=phi0,
+        opt_state=jax.vmap(optimizer.init)(phi0),
+        best_phi=phi0,
+        best_loss=jnp.full((n,), jnp.inf, dtype),
+        stall=jnp.zeros((n,), jnp.int32),
+        done=jnp.zeros((n,), bool),
+    )
+    history: list[np.ndarray] = []
+    first = 0
+    path = None if checkpoint is None else Path(checkpoint)
+    if resume:
+        if path is None:
+            raise ValueError("resume=True needs checkpoint=")
+        if path.exists():
+            state, history, first = _load(path, state, problem.space.free, steps)
+    patience_ = jnp.asarray(np.iinfo(np.int32).max if patience is None else patience, jnp.int32)
+    rtol_ = jnp.asarray(rtol, dtype)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=first, desc="fit", unit="step")
+    try:
+        for step in range(first, steps):
+            if bool(np.all(np.asarray(state.done))):
+                break
+            state, loss = _step(problem, optimizer, state, fixed, patience_, rtol_)
+            loss = np.asarray(loss)
+            history.append(loss)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(best=f"{np.nanmin(np.asarray(state.best_loss)):.6g}")
+            if path is not None and (step + 1) % checkpoint_every == 0:
+                _save(path, state, history, step + 1, problem.space.free)
+            if callback is not None:
+                callback(step, loss)
+    except KeyboardInterrupt:
+        if path is not None:  # the state after the last completed step: resume is still exact
+            _save(path, state, history, len(history), problem.space.free)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if path is not None:
+        _save(path, state, history, len(history), problem.space.free)
+    return _result(problem, state, history)
+
+
+def _result(problem: Problem, state: _State, history) -> FitResult:
+    best_loss = np.asarray(state.best_loss, np.float64)
+    best_phi = {n: np.asarray(v, np.float64) for n, v in state.best_phi.items()}
+    start_values = problem.space.to_values({n: jnp.asarray(v) for n, v in state.best_phi.items()})
+    start_params = {
+        n: np.broadcast_to(np.asarray(v, np.float64), best_loss.shape).copy()
+        for n, v in start_values.items()
+    }
+    best = int(np.argmin(np.where(np.isfinite(best_loss), best_loss, np.inf)))
+    return FitResult(
+        params={n: float(v[best]) for n, v in start_params.items()},
+        loss=float(best_loss[best]),
+        best_start=best,
+        start_params=start_params,
+        start_loss=best_loss,
+        converged=np.asarray(state.done),
+        phi=best_phi,
+        history=np.array(history).reshape(len(history), best_loss.shape[0]),
+        n_steps=len(history),
+    )
+
+
+def _save(path: Path, state: _State, history, step: int, names) -> None:
+    leaves = jax.tree.leaves(state)
+    arrays = {f"leaf_{i}": np.asarray(v) for i, v in enumerate(leaves)}
+    meta = {"version": _CHECKPOINT_VERSION, "step": step, "free": list(names)}
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            history=np.array(history).reshape(len(history), -1) if history else np.zeros((0, 0)),
+            meta=np.array(json.dumps(meta)),
+            **arrays,
+        )
+    os.replace(tmp, path)
+
+
+def _load(path: Path, like: _State, names, steps: int):
+    with np.load(path) as data:
+        meta = json.loads(str(data["meta"]))
+        if meta.get("version") != _CHECKPOINT_VERSION or meta.get("free") != list(names):
+            raise ValueError(
+                f"checkpoint {path} belongs to another fit (free parameters {meta.get('free')}, "
+                f"this fit: {list(names)})"
+            )
+        leaves, treedef = jax.tree.flatten(like)
+        loaded = []
+        for i, leaf in enumerate(leaves):
+            value = data[f"leaf_{i}"]
+            if value.shape != np.shape(leaf):
+                raise ValueError(
+                    f"checkpoint {path} does not match this fit (state entry {i} has shape "
+                    f"{value.shape}, expected {np.shape(leaf)}: another number of starts?)"
+                )
+            loaded.append(jnp.asarray(value, dtype=jnp.asarray(leaf).dtype))
+        history = list(data["history"])
+    step = int(meta["step"])
+    if step > steps:
+        raise ValueError(f"checkpoint {path} is at step {step}, beyond steps={steps}")
+    return jax.tree.unflatten(treedef, loaded), history, step

@@ -1,0 +1,32 @@
+"""``grn demo``: its interventions config is valid, and (slow) the quick demo writes a report."""
+
+import json
+
+import pytest
+
+from fitting._demo import config_text
+from fitting._interventions_cli import load_config
+from grn._cli import main
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_demo_config_is_valid(tmp_path, quick):
+    path = tmp_path / "interventions.toml"
+    path.write_text(config_text({"kM1": 0.08}, quick, 3))
+    cfg = load_config(path)
+    assert cfg["scan"]["targets"] == ["NFKBi", "NAC", "EPIi", "BH3i"]
+    assert cfg["scan"]["levels"] == {"NFKBi": 0.8, "NAC": 1.0, "EPIi": 0.8, "BH3i": 1.0}
+    assert cfg["model"]["params"] == {"kM1": 0.08} and cfg["run"]["seed"] == 3
+    assert bool(cfg["optimise"]) is not quick
+
+
+@pytest.mark.slow
+def test_quick_demo(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "# grn demo --quick (seed 0)" in report and "## Ranking" in report
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["ranking"]) == 4 and results["fit"]["status"]
+    for name in ("interventions.csv", "heatmap.png", "sensitivity.png", "trajectories.png"):
+        assert (out / name).exists()

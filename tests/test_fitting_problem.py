@@ -1,0 +1,106 @@
+"""fitting.Problem with several conditions (input schedules), nuisance scales, variance
+observables and single-cell snapshot rows, against exact immigration-death laws."""
+
+from __future__ import annotations
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+
+import fitting
+import grn
+
+ALPHA, MU, SCALE = 8.0, 0.5, 2.0
+
+
+def exact_mean(t, condition):
+    """m' = alpha I(t) - mu m, m(0) = 0; condition a: I = 1 then 0 from t = 2; b: I = 2."""
+    t = np.asarray(t, np.float64)
+    if condition == "b":
+        return 2 * ALPHA / MU * (1 - np.exp(-MU * t))
+    m2 = ALPHA / MU * (1 - np.exp(-MU * 2.0))
+    return np.where(t <= 2.0, ALPHA / MU * (1 - np.exp(-MU * t)), m2 * np.exp(-MU * (t - 2.0)))
+
+
+def test_conditions_nuisance_and_snapshots(tmp_path):
+    network = grn.Network(
+        species=["X"],
+        reactions=[
+            grn.Reaction("-> X", lambda x, p, u: p["alpha"] * u["I"], "immigration"),
+            grn.Reaction("X ->", grn.mass_action("mu"), "death"),
+        ],
+        params={"alpha": ALPHA, "mu": MU},
+        inputs=["I"],
+    )
+    rng = np.random.default_rng(0)
+    cells = rng.poisson(exact_mean(3.0, "a"), 60)
+    lines = ["observableId\tsimulationConditionId\ttime\tmeasurement\tnoiseParameters\tcellId"]
+    for c in ("a", "b"):
+        for t in (1.0, 3.0):
+            lines.append(f"X_obs\t{c}\t{t}\t{SCALE * exact_mean(t, c) + 0.4}\t0.5\t")
+            lines.append(f"X_var\t{c}\t{t}\t{exact_mean(t, c) - 0.3}\t1.5\t")
+    lines += [f"X_cell\ta\t3.0\t{v}\t\tcell{i}" for i, v in enumerate(cells)]
+    (tmp_path / "m.tsv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "c.tsv").write_text("conditionId\ttime\tI\na\t0\t1\na\t2\t0\nb\t0\t2\n")
+    data = fitting.Measurements.read(tmp_path / "m.tsv", tmp_path / "c.tsv")
+    space = fitting.ParameterSpace(
+        {"alpha": fitting.Parameter(ALPHA, 0.1, 100.0)}, frozen={"s": SCALE}
+    )
+    observables = {
+        "X_obs": fitting.Observable("X", scale="s"),
+        "X_var": fitting.Observable("X", "var"),
+        "X_cell": "X",
+    }
+    problem = fitting.Problem(
+        network,
+        data,
+        observables,
+        space,
+        solver=grn.LNA(method=diffrax.Tsit5(), rtol=1e-8, atol=1e-8),
+        n_cells=4000,
+        key=jax.random.key(3),
+    )
+    values = space.to_values(space.initial_phi())
+    summary, per_cell, ok = problem.predict(values, cells=True)
+    assert bool(ok)
+    ts = np.asarray(problem.ts)
+    np.testing.assert_array_equal(ts, [0.0, 1.0, 3.0])
+    for j, c in enumerate(problem.condition_ids):
+        m = exact_mean(ts, c)
+        np.testing.assert_allclose(summary[0, j], SCALE * m, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(summary[1, j], m, rtol=1e-5, atol=1e-6)  # Poisson: var = mean
+    # LNA draws for the snapshot: N(m, m) at t = 3 in condition a, checked by z-scores
+    draws = np.asarray(per_cell[2, 0, :, 2], np.float64)
+    m = exact_mean(3.0, "a")
+    assert abs((draws.mean() - m) / np.sqrt(m / draws.size)) < 4
+    se_var = np.sqrt(2 * m**2 / (draws.size - 1))
+    assert abs((draws.var(ddof=1) - m) / se_var) < 4
+    # the loss is the Gaussian NLL of the eight summary rows plus the energy distance
+    rows = ~data.is_cell
+    pred = []
+    for o, c, t in zip(data.observable[rows], data.condition[rows], data.time[rows]):
+        factor = SCALE if o == "X_obs" else 1.0
+        pred.append(factor * exact_mean(t, c))
+    nll = -scipy.stats.norm.logpdf(data.value[rows], pred, data.sigma[rows]).sum()
+    energy = scipy.stats.energy_distance(draws, cells) ** 2
+    assert float(problem.loss(space.initial_phi())) == pytest.approx(nll + energy, rel=1e-4)
+    moments = fitting.Problem(
+        network, data, observables, space, solver=problem.solver, n_cells=4000,
+        key=jax.random.key(3), snapshot_loss="moments",
+    )  # fmt: skip
+    z1 = (cells.mean() - draws.mean()) / np.sqrt(cells.var(ddof=1) / cells.size)
+    s2 = cells.var(ddof=1)
+    z2 = (s2 - draws.var(ddof=1)) / (s2 * np.sqrt(2 / (cells.size - 1)))
+    expect = nll + 0.5 * (z1**2 + z2**2)
+    assert float(moments.loss(space.initial_phi())) == pytest.approx(expect, rel=1e-4)
+    # a new data set with the same shapes is a new leaf value: jnp arrays, same structure
+    assert jax.tree.structure(moments) == jax.tree.structure(
+        fitting.Problem(
+            network, data, observables, space, solver=problem.solver, n_cells=4000,
+            key=jax.random.key(4), snapshot_loss="moments",
+        )
+    )  # fmt: skip
+    assert isinstance(problem.rows["value"], jnp.ndarray)
