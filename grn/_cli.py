@@ -136,16 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--t-end",
         type=_positive_float,
-        default=50.0,
+        default=None,
         metavar="T",
-        help="final time; output times run from 0 to T (default: %(default)g)",
+        help="final time; output times run from 0 to T (default: 50, or with --protocol braf "
+        "the protocol's end in hours)",
     )
     sim.add_argument(
         "--points",
         type=_points,
-        default=101,
+        default=None,
         metavar="N",
-        help="number of equally spaced output times (default: %(default)s)",
+        help="number of equally spaced output times (default: 101, or with --protocol braf one "
+        "a day)",
     )
     sim.add_argument(
         "--dt",
@@ -165,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="override a model parameter (repeatable)",
     )
+    _add_protocol_options(sim)
     sim.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -332,6 +335,208 @@ def _dsmts(args) -> int:
     return 0 if n_pass == len(rows) else 1
 
 
+# -- grn simulate: protocols (melanoma) --------------------------------------------------------
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _level(text: str) -> float:
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a level in [0, 1], got {text!r}")
+    return value
+
+
+def _days(text: str) -> float:
+    value = _float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of days >= 0, got {text!r}")
+    return value
+
+
+def _dose(text: str) -> tuple:
+    """``INPUT=LEVEL@START_H[:DURATION_H]`` -> (input, level, start_h, duration_h or None, text)."""
+    name, sep, rest = text.partition("=")
+    level, at, when = rest.partition("@")
+    start, colon, duration = when.partition(":")
+    parts = (name.strip(), level.strip(), start.strip())
+    if not (sep and at and all(parts)) or (colon and not duration.strip()):
+        raise argparse.ArgumentTypeError(
+            f"expected INPUT=LEVEL@START_H[:DURATION_H] (e.g. NFKBi=0.8@0:696), got {text!r}"
+        )
+    numbers = []
+    for what, value in (("LEVEL", level), ("START_H", start), ("DURATION_H", duration)):
+        if what == "DURATION_H" and not colon:
+            numbers.append(None)
+            continue
+        try:
+            numbers.append(float(value))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be a number, got {value.strip()!r} (in {text!r})"
+            ) from None
+    return (parts[0], *numbers, text)
+
+
+def _add_protocol_options(sim) -> None:
+    group = sim.add_argument_group(
+        "protocol (--model melanoma)",
+        "BRAF inhibitor on for --on-days, then removed for --off-days; interventions with "
+        "--dose. Outputs add observables.csv and observables.png (SOX10-low fraction, wave "
+        "scores W1/W2, apoptotic priming, viable cells, SOX10 bimodality).",
+    )
+    group.add_argument(
+        "--protocol",
+        choices=["braf", "none"],
+        default=None,
+        help="braf: BRAFi at --drug-level, then removal (default for melanoma); none: no drug",
+    )
+    group.add_argument(
+        "--on-days", type=_positive_float, default=None, metavar="D", help="days on drug (29)"
+    )
+    group.add_argument(
+        "--off-days",
+        type=_days,
+        default=None,
+        metavar="D",
+        help="days after removal (35; 0 keeps the drug on)",
+    )
+    group.add_argument(
+        "--drug-level",
+        type=_level,
+        default=None,
+        metavar="U",
+        help="BRAFi drug effect in [0, 1] (0.95)",
+    )
+    group.add_argument(
+        "--dose",
+        type=_dose,
+        action="append",
+        default=[],
+        metavar="INPUT=LEVEL@START_H[:DURATION_H]",
+        help="an intervention (NFKBi, NAC, EPIi or BH3i) at LEVEL from START_H hours, for "
+        "DURATION_H hours (default: to the end); repeatable, one per input",
+    )
+    group.add_argument(
+        "--no-heterogeneity",
+        action="store_true",
+        help="one chromatin remodelling rate kM1 for all cells (default: a log-normal kM1 per "
+        "cell, stochastic solvers)",
+    )
+
+
+def _protocol_plan(args, network, overrides: dict, stochastic: bool):
+    """Output times, schedule, parameters, PRNG key and a run.json record for ``grn simulate``.
+
+    Resolves the protocol defaults (melanoma: BRAFi 0.95 for 29 days then 35 days off, daily
+    outputs, per-cell kM1) and writes the resolved ``t_end``/``points`` back into ``args``.
+    """
+    from types import SimpleNamespace
+
+    import jax
+    import jax.numpy as jnp
+
+    from .models import _melanoma, _melanoma_protocols as mp
+
+    melanoma = args.model == "melanoma"
+    protocol = args.protocol or ("braf" if melanoma else "none")
+    given = {
+        "--protocol braf": protocol == "braf",
+        "--on-days": args.on_days is not None,
+        "--off-days": args.off_days is not None,
+        "--drug-level": args.drug_level is not None,
+        "--dose": bool(args.dose),
+        "--no-heterogeneity": args.no_heterogeneity,
+    }
+    if not melanoma:
+        for option, used in given.items():
+            if used:
+                raise _Fail(f"{option} applies to --model melanoma only, not {args.model!r}")
+    if protocol == "none":
+        for option in ("--on-days", "--off-days", "--drug-level"):
+            if given[option]:
+                raise _Fail(f"{option} needs --protocol braf")
+    on = 29.0 if args.on_days is None else args.on_days
+    off = 35.0 if args.off_days is None else args.off_days
+    level = 0.95 if args.drug_level is None else args.drug_level
+
+    if protocol == "braf" and args.t_end is None and args.points is None:
+        ts = jnp.asarray(mp.protocol_times(on, off))
+    else:
+        t_end = args.t_end or ((on + off) * mp.DAY if protocol == "braf" else 50.0)
+        points = args.points or (max(2, round(t_end / mp.DAY) + 1) if protocol == "braf" else 101)
+        ts = jnp.linspace(0.0, t_end, points)
+    args.t_end, args.points = float(ts[-1]), int(ts.shape[0])
+
+    doses = {}
+    for name, dose_level, start, duration, text in args.dose:
+        if name in doses:
+            raise _Fail(f"--dose {text}: input {name!r} is dosed more than once")
+        if start >= args.t_end:
+            raise _Fail(f"--dose {text}: starts at {start:g} h, not before --t-end {args.t_end:g}")
+        doses[name] = (dose_level, start) if duration is None else (dose_level, start, duration)
+        try:
+            mp.braf_schedule(on, off, level, {name: doses[name]})
+        except (ValueError, TypeError) as err:
+            raise _Fail(f"--dose {text}: {err}") from None
+    schedule = None
+    if protocol == "braf":
+        schedule = mp.braf_schedule(on, off, level, doses)
+    elif doses:  # no drug: the interventions alone
+        schedule = mp.braf_schedule(args.t_end / mp.DAY, 0.0, 0.0, doses)
+
+    key = jax.random.key(args.seed)
+    params = dict(overrides)
+    heterogeneity = None
+    if melanoma and stochastic and not args.no_heterogeneity:
+        key, key_cells = jax.random.split(key)
+        median = overrides.get("kM1", _melanoma.PARAMS["kM1"])
+        params.update(_melanoma.melanoma_cell_params(key_cells, args.cells, kM1=median))
+        heterogeneity = {"parameter": "kM1", "median": median, "log_sd": _melanoma.KM1_LOG_SD}
+    elif melanoma and not stochastic and not args.no_heterogeneity:
+        print(f"{args.solver}: one kM1 (no per-cell heterogeneity)", file=sys.stderr)
+
+    record = None
+    if melanoma:
+        record = {
+            "protocol": protocol,
+            "on_days": on if protocol == "braf" else None,
+            "off_days": off if protocol == "braf" else None,
+            "drug_level": level if protocol == "braf" else 0.0,
+            "doses": {
+                name: {"level": d[0], "start_h": d[1], "duration_h": d[2] if len(d) > 2 else None}
+                for name, d in doses.items()
+            },
+            "schedule": None
+            if schedule is None
+            else {
+                "times_h": schedule.times.tolist(),
+                "levels": {k: v.tolist() for k, v in schedule.values.items()},
+            },
+            "heterogeneity": heterogeneity,
+            "sox10_low_threshold": mp.default_sox10_threshold(),
+        }
+    return SimpleNamespace(ts=ts, schedule=schedule, params=params, key=key, record=record)
+
+
+def _write_observables(sol, out: Path, title: str, schedule) -> dict[str, Path]:
+    """observables.csv (one row per output time) and observables.png of a melanoma run."""
+    from .models import _melanoma_protocols as mp
+
+    obs = mp.melanoma_observables(sol)
+    files = {"observables": out / "observables.csv", "observables_plot": out / "observables.png"}
+    with open(files["observables"], "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(list(obs))
+        for row in zip(*obs.values()):
+            writer.writerow([repr(float(v)) for v in row])
+    mp.plot_observables(obs, files["observables_plot"], schedule=schedule, title=title)
+    return files
+
+
 # -- grn simulate ------------------------------------------------------------------------------
 def _simulate(args) -> int:
     import contextlib
@@ -344,7 +549,6 @@ def _simulate(args) -> int:
 
 def _simulate_inner(args) -> int:
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     import grn
@@ -368,17 +572,19 @@ def _simulate_inner(args) -> int:
     if out.exists() and not out.is_dir():
         raise _Fail(f"--out {str(out)!r} exists and is not a folder")
 
-    ts = jnp.linspace(0.0, args.t_end, args.points)
+    plan = _protocol_plan(args, network, overrides, solver.stochastic)
+    ts = plan.ts
     if not solver.stochastic:
         print(f"{args.solver}: deterministic, one trajectory (--cells ignored)", file=sys.stderr)
     t0 = time.perf_counter()
     sol = grn.simulate(
         network,
         ts=ts,
-        key=jax.random.key(args.seed),
+        key=plan.key,
         solver=solver,
         n_cells=args.cells,
-        params=overrides or None,
+        params=plan.params or None,
+        schedule=plan.schedule,
         batch_size=args.batch_size,
         throw=False,
         progress=True,
@@ -416,9 +622,11 @@ def _simulate_inner(args) -> int:
             for i in range(len(sol.species)):
                 row += [float(mean[k, i]), float(sd[k, i])]
             writer.writerow([repr(v) for v in row])
-    plot_trajectories(
-        sol, files["plot"], n_single=5, title=f"{args.model} — {SOLVERS[args.solver][0]}"
-    )
+    title = f"{args.model} — {SOLVERS[args.solver][0]}"
+    plot_trajectories(sol, files["plot"], n_single=5, title=title)
+    if plan.record is not None:
+        files.update(_write_observables(sol, out, title, plan.schedule))
+        files["run"] = files.pop("run")  # run.json stays last
 
     codes = {
         grn.RESULTS(int(c)).name: int(n) for c, n in zip(*np.unique(result, return_counts=True))
@@ -440,6 +648,7 @@ def _simulate_inner(args) -> int:
             "out": str(out),
             "float64": bool(args.float64),
         },
+        "protocol": plan.record,
         "params": {k: float(v) for k, v in {**network.params, **overrides}.items()},
         "species": list(sol.species),
         "trajectories": int(ys.shape[0]),

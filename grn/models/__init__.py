@@ -1,6 +1,15 @@
 """Built-in networks: the melanoma BRAFi stress-response model and small reference models."""
 
 from ._melanoma import melanoma as melanoma, melanoma_cell_params as melanoma_cell_params
+from ._melanoma_protocols import (
+    apoptotic_priming as apoptotic_priming,
+    bimodality_coefficient as bimodality_coefficient,
+    braf_schedule as braf_schedule,
+    melanoma_observables as melanoma_observables,
+    protocol_times as protocol_times,
+    sox10_low_fraction as sox10_low_fraction,
+    wave_scores as wave_scores,
+)
 from ._reference import (
     birth_death as birth_death,
     dimerisation as dimerisation,

@@ -1,0 +1,84 @@
+"""The calibrated melanoma model shows MODEL.md's five behaviours and fits the reference kinetics.
+
+One exact-SSA ensemble (`run_protocols`, shared by the tests of this module) of CELLS cells, each
+with its own chromatin remodelling rate, relaxed untreated for 20 days: the control protocol
+(BRAFi 0.95 days 0-29, removal to day 64) and NFKBi 0.8, NAC 1, EPIi 0.8, BH3i 1 from day 0. The
+assertions are MODEL.md's thresholds on the ensemble estimates of this fixed-seed ensemble (the
+same numbers as ``python benchmarks/melanoma_behaviours.py --solver ssa --cells 64 --pre-days
+20``); `assess` reports each estimate's Monte-Carlo standard error, and the test checks those are
+small enough for the thresholds to be meaningful at this size. The confirmation at 256 cells is the
+slow test below (``pytest -m slow``).
+"""
+
+import jax
+import numpy as np
+import pytest
+
+import grn
+from grn.models._melanoma_behaviours import assess, run_protocols
+
+CELLS = 64
+
+
+def _check(report):
+    b = report["behaviours"]
+    b1, b2, b3, b4, b5 = (b[k] for k in sorted(b))
+    # 1. two sequential waves
+    assert 1 <= b1["W1_peak_day"] <= 5
+    assert b1["W1_d29_over_peak"] < 0.5
+    assert b1["W2_max_day"] > b1["W1_peak_day"]
+    assert b1["W2_d29_over_max"] >= 0.8
+    # 2. reversible tolerance with memory
+    assert b2["sox10_low_d29"] > 0.8
+    assert b2["sox10_low_d64"] < 0.2
+    assert b2["W1_back"] < b2["W1_out"] - 2 * b2["W1_se"]
+    # 3. stochastic escape
+    assert b3["max"] > 5 / 9
+    # 4. priming falls in the tolerant state; BH3 mimetics restore it without changing tolerance
+    assert b4["priming_d10"] < 0.5 * b4["priming_d1"]
+    assert b4["BH3i_priming_d10"] >= 0.8 * b4["priming_d1"]
+    assert abs(b4["BH3i_sox10_low_d29"] - b2["sox10_low_d29"]) <= 2 * b4["sox10_low_difference_se"]
+    # 5. interventions at day 0
+    low, control = b5["sox10_low_d29"], b5["control_sox10_low_d29"]
+    assert low["NFKBi"] < 0.5 * control and low["NAC"] < 0.5 * control
+    assert low["EPIi"] < control
+    # the reference two-wave kinetics, one affine map per score
+    for score in ("lambda1", "lambda2"):
+        for phase in ("on_drug", "drug_removed"):
+            assert report["reference_fit"][score][f"r2_{phase}"] >= 0.9, (score, phase)
+    assert report["all_pass"]
+
+
+def _check_precision(report, n):
+    """The Monte-Carlo errors are small against the margins the thresholds leave."""
+    b = report["behaviours"]
+    assert report["cells"] == n
+    assert b["1_two_waves"]["W1_d29_over_peak_se"] < 0.1
+    assert b["3_bimodality"]["max_se_bootstrap"] < 0.15
+
+
+@pytest.fixture(scope="module")
+def ssa_report():
+    runs = run_protocols(grn.SSA(max_events=10**9), jax.random.key(0), CELLS, pre_days=20.0)
+    return assess(runs)
+
+
+def test_behaviours_and_reference_fit_exact_ssa(ssa_report):
+    _check(ssa_report)
+    _check_precision(ssa_report, CELLS)
+
+
+def test_viable_cells_fall_on_drug(ssa_report):
+    """Cell fate: on BRAFi the population grows far less than untreated cells would (~2^25)."""
+    viable = ssa_report["viable_d29_over_d0"]
+    assert np.isfinite(list(viable.values())).all()
+    assert viable["control"] < 2.0**10
+
+
+@pytest.mark.slow
+def test_behaviours_exact_ssa():
+    """The exact-SSA confirmation at 256 cells (minutes on 2 cores: ``pytest -m slow``)."""
+    runs = run_protocols(grn.SSA(max_events=10**9), jax.random.key(1), 256)
+    report = assess(runs)
+    _check(report)
+    _check_precision(report, 256)
