@@ -103,7 +103,7 @@ def _by_hand(n, p, u):
 def test_omega_convention(net, omegas):
     """Propensities are Omega * a(n / Omega), with Omega read from the parameters."""
     p = {**{k: float(v) for k, v in net.params.items()}, **omegas, "kM1": 0.09}
-    n = dict(zip(SPECIES, [37.0, 250.0, 61.0, 42.0, 7.0, 95.0, 180.0, 41.0, 300.0, 260.0, 9.0,
+    n = dict(zip(SPECIES, [7.0, 250.0, 61.0, 42.0, 7.0, 95.0, 180.0, 41.0, 300.0, 260.0, 9.0,
                            200.0, 50.0]))  # fmt: skip
     u = {"BRAFi": 0.95, "NFKBi": 0.3, "NAC": 0.5, "EPIi": 0.2, "BH3i": 1.0}
     with jax.enable_x64(True):

@@ -176,8 +176,9 @@ KM1_LOG_SD = 0.4
 """Per-cell spread of the chromatin remodelling rate: ``kM1_i = kM1 exp(KM1_LOG_SD z_i)``."""
 
 # The untreated steady state, in counts at the default scales. Fast modules (E, A, R, Nn, Im, I)
-# and the apoptosis module (B, Bc, C): the 256-cell CLE ensemble steady state of MODEL.md's variant
-# (unchanged parameters there) rescaled to the new Omegas; slow module (W1, M, S, W2): the untreated
+# and the apoptosis module (B, C): the 256-cell CLE ensemble steady state of MODEL.md's variant
+# (unchanged parameters there) rescaled to the new Omegas; Bc: the mean of a 256-cell CLE ensemble
+# from here over 50-150 h (its drive follows W2); slow module (W1, M, S, W2): the untreated
 # state of the calibration surrogate (docs/model.md) for the median cell. Protocols relax each cell
 # further before the drug (`grn.models._melanoma_behaviours.run_protocols`: 30 untreated days);
 # tests/test_melanoma.py checks that an untreated ensemble started here does not drift.
@@ -193,7 +194,7 @@ X0 = {
     "S": 1148,
     "W2": 81,
     "B": 4,
-    "Bc": 348,
+    "Bc": 237,
     "C": 83,
 }
 
