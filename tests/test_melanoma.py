@@ -177,9 +177,10 @@ def test_stochastic_solvers_under_braf_inhibition(net, solver, n_cells):
     assert sol.ys.shape == (n_cells, len(TS), len(SPECIES))
     assert np.all(np.asarray(sol.result) == grn.RESULTS.successful)
     assert np.all(np.isfinite(sol.ys)) and np.all(np.isfinite(sol.log_weight))
-    # pERK falls on drug (E ~ 10 -> ~1.6 copies within the hour): the ensemble mean by > 3/4
+    # pERK falls on drug: E ~ 10 -> ~1.7 copies within the hour, nearly Poisson (var ~ mean), so
+    # even 4 cells' mean stays below half of x0 by > 4 standard errors (1.7 + 4 sqrt(1.7 / 4) < 5)
     e = np.asarray(sol["E"], np.float64)
-    assert e[:, -1].mean() < 0.25 * e[:, 0].mean()
+    assert e[:, -1].mean() < 0.5 * e[:, 0].mean()
     # a freshly built network of the same structure reuses the compiled program
     before = TRACE_COUNT["ensemble"]
     grn.simulate(melanoma(), TS, key=jax.random.key(1), solver=solver, params=params, schedule=DRUG)
