@@ -4,8 +4,9 @@ Runs `grn.models._melanoma_behaviours.run_protocols` (an untreated ensemble with
 relaxed for 30 days, then BRAFi 0.95 for 29 days and removal to day 64, plus NFKBi 0.8, NAC 1,
 EPIi 0.8 and BH3i 1 from day 0 on top of BRAFi) and `assess` (each behaviour with its Monte-Carlo
 standard error; the wave-score R² against Su et al.'s two-wave kinetics), and writes
-``results/melanoma_behaviours_<solver>.json``. The exact SSA is the reference; its wall time for
-the 64-day control protocol is the cost target of issue 5 (256 cells within 5 minutes on 2 cores).
+``results/melanoma_behaviours_<solver>_<cells>.json``. The exact SSA is the reference; its wall
+time for the 64-day control protocol is the cost target of issue 5 (256 cells within 5 minutes on 2
+cores).
 
 Usage (from the repository root)::
 
@@ -67,7 +68,7 @@ def main(argv=None):
     print(json.dumps({k: out[k] for k in keys}, indent=1))
     if not args.no_json:
         RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"melanoma_behaviours_{args.solver}.json"
+        path = RESULTS / f"melanoma_behaviours_{args.solver}_{args.cells}.json"
         path.write_text(json.dumps(out, indent=1) + "\n")
         print(f"wrote {path}")
 
