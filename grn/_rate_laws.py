@@ -91,8 +91,20 @@ class Hill(AbstractRateLaw):
     def __call__(self, x, p, u, reactants=(), stochastic=True):
         xs = x[self.species]
         vmax, K, n = (_resolve(r, p) for r in (self.vmax, self.K, self.n))
-        ratio = (xs / K) ** n
+        ratio = hill_ratio(xs, K, n)
         return vmax * (ratio if self.activating else 1.0) / (1.0 + ratio)
+
+
+def hill_ratio(x, K, n):
+    """``(x/K)**n`` for ``x > 0`` and 0 for ``x <= 0`` (1 if ``n == 0``), as ``exp(n log(x/K))``.
+
+    XLA's CPU backend turns a float power into a scalar libm ``powf`` call per element, about a
+    third of an exact-SSA event on the toggle switch; ``exp``/``log`` vectorise
+    (benchmarks/ssa_profile.md). The ``where`` keeps ``x <= 0`` and its gradient finite.
+    """
+    positive = x > 0
+    power = jnp.exp(n * jnp.log(jnp.where(positive, x, K) / K))
+    return jnp.where(positive, power, jnp.where(n == 0, 1.0, 0.0))
 
 
 class Product(AbstractRateLaw):

@@ -121,12 +121,12 @@ def test_log_weight_is_exact_for_constant_net_growth():
 
 
 def test_max_events_raises_or_reports():
-    net = grn.models.telegraph()
+    # Immigration at rate 10 fires Poisson(100) times by t = 10: P(fewer than 10) ~ 1e-30.
+    net = grn.models.immigration_death()
+    run = dict(ts=TS, key=jax.random.key(0), n_cells=4, params={"alpha": 10.0})
     with pytest.raises(Exception, match="maximum number of events"):
-        grn.simulate(net, ts=TS, key=jax.random.key(0), n_cells=4, solver=grn.SSA(max_events=10))
-    sol = grn.simulate(
-        net, ts=TS, key=jax.random.key(0), n_cells=4, solver=grn.SSA(max_events=10), throw=False
-    )
+        grn.simulate(net, solver=grn.SSA(max_events=10), **run)
+    sol = grn.simulate(net, solver=grn.SSA(max_events=10), throw=False, **run)
     assert bool(jnp.all(sol.result == grn.RESULTS.max_events_reached))
     assert bool(jnp.all(sol.n_events == 10))
     # Never a silently truncated trajectory: times after the budget ran out are NaN.

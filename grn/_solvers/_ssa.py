@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from .._solution import RESULTS
+from . import _xoshiro
 from ._base import AbstractSolver, CellPath
 from ._events import (
     EventPlan,
@@ -31,8 +32,9 @@ class SSA(AbstractSolver):
 
     ``max_events`` bounds the reactions fired per cell over the whole simulation; a cell that
     reaches it gets ``RESULTS.max_events_reached`` (`grn.simulate` raises unless ``throw=False``).
-    ``block`` is the number of steps run between checks for finished cells (a tuning knob: the
-    uniforms of a block are drawn at once from a fresh split of the cell's key).
+    ``block`` is the number of steps run between checks for finished cells (a tuning knob).
+    The uniforms come from a per-cell xoshiro128++ stream seeded from the cell's key
+    (`grn._solvers._xoshiro`): a threefry hash per event was the largest single cost of a step.
 
     ``likelihood=True`` also records, per output time, the log-likelihood of the path so far,
     ``log L = sum_k log a_{r_k}(x_k) - int a0(x(t)) dt`` (Gillespie 1977; the integral is
@@ -69,12 +71,13 @@ class SSA(AbstractSolver):
         fate = network.growth is not None or network.death is not None
 
         # Each step fires a reaction, crosses a schedule breakpoint or time event, or reaches the
-        # next output time. Steps run in blocks of fixed length (a scan) with the block's random
-        # numbers drawn at once; a step returns the output row it reached (or an out-of-range row)
-        # and the block writes all its rows with one scatter. Cells wait for the slowest cell
-        # once per simulation rather than once per output interval. See
-        # benchmarks/ssa_profile.md for where the time per event goes.
-        def step(s, r):
+        # next output time. Steps run in blocks of fixed length (a scan); a step returns the
+        # output row it reached (or an out-of-range row) and the block writes all its rows with
+        # one scatter. Cells wait for the slowest cell once per simulation rather than once per
+        # output interval. See benchmarks/ssa_profile.md for where the time per event goes.
+        def step(s, _):
+            rng, r1 = _xoshiro.next_uniform(s["rng"], dtype)
+            rng, r2 = _xoshiro.next_uniform(rng, dtype)
             active = (s["k"] < n_times - 1) & (s["res"] == RESULTS.successful)
             active = active & (s["n"] < self.max_events)
             t, x, k = s["t"], s["x"], s["k"]
@@ -87,10 +90,10 @@ class SSA(AbstractSolver):
             # With the likelihood on, the path is sampled from propensities held constant.
             a_s = jax.lax.stop_gradient(a) if self.likelihood else a
             a0_s = weight_sum(a_s) if self.likelihood else a0
-            tau = jnp.where(a0_s > 0, -jnp.log1p(-r[0]) / a0_s, jnp.inf)
+            tau = jnp.where(a0_s > 0, -jnp.log1p(-r1) / a0_s, jnp.inf)
             hits_ev, hits_bp, hits_end, t_new = first_restart(t + tau, span, bp, ev)
             fire = ~(hits_ev | hits_bp | hits_end)
-            j = select_reaction(a_s, r[1])
+            j = select_reaction(a_s, r2)
             x_new = jnp.where(fire, x + nu[j], x)
             if fate:
                 lw_new = s["lw"] + network.fate_rate(xf, p, u) * (t_new - t)
@@ -119,6 +122,7 @@ class SSA(AbstractSolver):
                 "t": jnp.where(record, jnp.zeros_like(t), keep(t_new, t)),
                 "n": s["n"] + (fire & ok),
                 "res": code,
+                "rng": rng,
             }
             written = {"row": row, "ys": xf}
             if schedule_times.shape[0] > 1:
@@ -133,35 +137,32 @@ class SSA(AbstractSolver):
                 written["lls"] = ll_new
             return out, written
 
-        def running(carry):
-            s, _ = carry
+        def running(s):
             return (
                 (s["k"] < n_times - 1)
                 & (s["res"] == RESULTS.successful)
                 & (s["n"] < self.max_events)
             )
 
-        def block(carry):
-            s, key = carry
-            key, sub = jax.random.split(key)
-            r = jax.random.uniform(sub, (self.block, 2), dtype)
+        def block(s):
             outputs = [name for name in ("ys", "lws", "lls") if name in s]
             s_new, written = jax.lax.scan(
-                step, {name: v for name, v in s.items() if name not in outputs}, r
+                step, {name: v for name, v in s.items() if name not in outputs}, length=self.block
             )
             for name in outputs:  # rows out of range (no output time reached) are dropped
                 s_new[name] = s[name].at[written["row"]].set(written[name], mode="drop")
-            return s_new, key
+            return s_new
 
         x0 = jnp.round(x0).astype(jnp.int32)
         state = events.initial_state(ts, schedule_times, x0, params)
         if not fate:  # log_weight stays 0: filled in from the rows reached, after the loop
             del state["lw"], state["lws"]
         state["res"] = jnp.asarray(RESULTS.successful, jnp.int32)
+        state["rng"] = _xoshiro.seed(key)
         if self.likelihood:
             state["ll"] = jnp.zeros((), dtype)
             state["lls"] = jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0)
-        state, _ = jax.lax.while_loop(running, block, (state, key))
+        state = jax.lax.while_loop(running, block, state)
         # Rows not reached stay NaN; a cell that stopped early without an error ran out of events.
         unfinished = (state["k"] < n_times - 1) & (state["res"] == RESULTS.successful)
         res = jnp.where(unfinished, RESULTS.max_events_reached, state["res"])

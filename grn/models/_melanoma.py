@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 
 from .._network import Network, Reaction
-from .._rate_laws import AbstractRateLaw, _as_law, mass_action
+from .._rate_laws import AbstractRateLaw, _as_law, hill_ratio, mass_action
 
 SPECIES = ("E", "A", "R", "Nn", "Im", "I", "W1", "M", "S", "W2", "B", "Bc", "C")
 INPUTS = ("BRAFi", "NFKBi", "NAC", "EPIi", "BH3i")
@@ -233,10 +233,7 @@ class _Scaled(AbstractRateLaw):
 
 def _hill(x, K, n):
     """h+(x; K, n) = x^n / (K^n + x^n), 0 for x <= 0 (safe for non-integer n)."""
-    # exp(n log(x/K)) rather than (x/K)**n: XLA's CPU pow is a slow scalar call (~35 % of an
-    # SSA event, benchmarks/ssa_profile.md); the where keeps x <= 0 (and its gradient) at 0.
-    positive = x > 0
-    r = jnp.where(positive, jnp.exp(n * jnp.log(jnp.where(positive, x, K) / K)), 0.0)
+    r = hill_ratio(x, K, n)
     return r / (1.0 + r)
 
 
