@@ -22,7 +22,7 @@ FIT_KEYS = {
     "learning_rate": 0.05,
     "max_norm": 10.0,
     "dt": 0.01,
-    "method": "kvaerno5",
+    "method": "tsit5",
     "patience": None,
     "rtol": 1e-4,
     "checkpoint_every": 100,
@@ -34,7 +34,7 @@ FIT_KEYS = {
 }
 SOLVER_NAMES = ("ssa", "tau", "cle", "ode", "lna")
 METHODS = ("kvaerno5", "tsit5", "dopri5")
-"""``fit.method`` of the ode/lna solvers: diffrax's stiff ESDIRK default or an explicit RK."""
+"""``fit.method`` of the ode/lna solvers: explicit RK (tsit5, default; dopri5) or stiff kvaerno5."""
 
 
 class ConfigError(ValueError):

@@ -45,7 +45,8 @@ _MESSAGES = {
     ),
     RESULTS.solver_failed: (
         "the deterministic solver failed (step budget exhausted or non-finite state): raise "
-        "max_steps or loosen the tolerances"
+        "max_steps, loosen the tolerances, or for a stiff network use an implicit method, "
+        "e.g. grn.ODE(method=diffrax.Kvaerno5())"
     ),
 }
 

@@ -15,8 +15,12 @@ class ODE(AbstractSolver):
     r"""The reaction-rate equations ``dx/dt = S^T r(x, p, u(t))`` integrated with diffrax.
 
     ``r`` are the macroscopic rates of the network's rate laws (mass action with powers, see
-    `grn._rate_laws`), ``S`` the stoichiometry. The default method is the L-stable ESDIRK
-    ``Kvaerno5`` with a PID step-size controller, which handles stiff networks; schedule
+    `grn._rate_laws`), ``S`` the stoichiometry. The default method is the explicit ``Tsit5``
+    (Tsitouras 2011) with a PID step-size controller; pass ``method=diffrax.Kvaerno5()``
+    (L-stable ESDIRK) for stiff networks, where an explicit method runs out of ``max_steps``
+    (the result code says so). On the built-in melanoma model (64-day BRAFi protocol,
+    rtol = atol = 1e-6, 2-core CPU) Tsit5 takes 22,536 steps (1.5 s; 4 s to compile) while
+    Kvaerno5 exhausted 100,000 steps (23 s; 12 s to compile, the LNA 33-51 s). Schedule
     breakpoints are passed as ``jump_ts`` so no step straddles a change of input. The fate
     integral ``log_weight`` is integrated alongside. Returns one trajectory per parameter set.
 
@@ -28,7 +32,7 @@ class ODE(AbstractSolver):
     rtol: float = 1e-6
     atol: float = 1e-6
     max_steps: int = 100_000
-    method: diffrax.AbstractSolver = eqx.field(default_factory=diffrax.Kvaerno5)
+    method: diffrax.AbstractSolver = eqx.field(default_factory=diffrax.Tsit5)
     adjoint: diffrax.AbstractAdjoint = eqx.field(default_factory=diffrax.RecursiveCheckpointAdjoint)
     stochastic = False
 
