@@ -18,7 +18,7 @@ class RESULTS(enum.IntEnum):
     invalid_propensity = 2  # a propensity was negative or not finite
     negative_population = 3  # a reaction fired that drove a count below zero
     count_overflow = 4  # a count grew past what the float dtype holds exactly (2**24 in float32)
-    solver_failed = 5  # a deterministic solver failed (step budget, non-finite state)
+    solver_failed = 5  # step budget (ODE/LNA) exhausted or a non-finite state
 
     @classmethod
     def message(cls, code: int) -> str:
@@ -44,9 +44,9 @@ _MESSAGES = {
         "(jax.config.update('jax_enable_x64', True)) or rescale the model"
     ),
     RESULTS.solver_failed: (
-        "the deterministic solver failed (step budget exhausted or non-finite state): raise "
+        "the solver failed (ODE/LNA: step budget exhausted; any: a non-finite state): raise "
         "max_steps, loosen the tolerances, or for a stiff network use an implicit method, "
-        "e.g. grn.ODE(method=diffrax.Kvaerno5())"
+        "e.g. grn.ODE(method=diffrax.Kvaerno5()); for the CLE, a smaller dt"
     ),
 }
 

@@ -23,14 +23,15 @@ def _rotl(x, k: int):
     return (x << k) | (x >> (32 - k))
 
 
-def seed(key) -> jax.Array:
-    """A non-zero 4-word uint32 state from a JAX key."""
-    state = jax.random.bits(key, (4,), jnp.uint32)
-    return state.at[0].set(jnp.where(jnp.all(state == 0), jnp.uint32(1), state[0]))
+def seed(key, shape: tuple[int, ...] = ()) -> jax.Array:
+    """Non-zero xoshiro128++ states, uint32 ``(4, *shape)``, for lanes of ``shape`` from a key."""
+    state = jax.random.bits(key, (4, *shape), jnp.uint32)
+    zero = jnp.all(state == 0, axis=0)
+    return state.at[0].set(jnp.where(zero, jnp.uint32(1), state[0]))
 
 
-def next_uniform(state, dtype=jnp.float32):
-    """``(state', u)``: one step of xoshiro128++ and ``u`` uniform on [0, 1) with 24 bits."""
+def next_word(state):
+    """``(state', w)``: one step of xoshiro128++ per lane, ``w`` a uint32 word."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     word = _rotl(s0 + s3, 7) + s0
     t = s1 << 9
@@ -40,5 +41,19 @@ def next_uniform(state, dtype=jnp.float32):
     s0 = s0 ^ s3
     s2 = s2 ^ t
     s3 = _rotl(s3, 11)
-    u = (word >> 8).astype(dtype) * jnp.asarray(_INV_2_24, dtype)
-    return jnp.stack([s0, s1, s2, s3]), u
+    return jnp.stack([s0, s1, s2, s3]), word
+
+
+def next_uniform(state, dtype=jnp.float32):
+    """``(state', u)``: ``u`` uniform on [0, 1) with 24 bits, per lane."""
+    state, word = next_word(state)
+    return state, (word >> 8).astype(dtype) * jnp.asarray(_INV_2_24, dtype)
+
+
+def next_normal(state, dtype=jnp.float32):
+    """``(state', z)``: ``z`` standard normal per lane, ``sqrt(2) erfinv(v)`` with ``v`` uniform
+    on the open interval (-1, 1) (midpoints of 2**23 cells, all exact in float32, so never +-1),
+    the inverse-CDF transform `jax.random.normal` uses."""
+    state, word = next_word(state)
+    v = ((word >> 9).astype(dtype) + 0.5) * jnp.asarray(2.0**-22, dtype) - 1.0
+    return state, jnp.asarray(2.0**0.5, dtype) * jax.lax.erf_inv(v)
