@@ -46,7 +46,7 @@ class Problem(eqx.Module):
     network: grn.Network
     solver: grn.AbstractSolver
     space: ParameterSpace
-    observables: dict
+    observables: tuple[Observable, ...]  # in the order of observable_ids
     observable_ids: tuple[str, ...] = eqx.field(static=True)
     condition_ids: tuple[str, ...] = eqx.field(static=True)
     n_cells: int = eqx.field(static=True)
@@ -179,7 +179,10 @@ class Problem(eqx.Module):
                 "values": jnp.asarray(values, dtype),
                 "mask": jnp.asarray(mask),
             }
-        self.network, self.space, self.observables = network, space, obs
+        # A tuple, not the dict: a dict pytree comes back from jit with its keys sorted, which
+        # would pair the rows' observable indices with the wrong observables.
+        self.network, self.space = network, space
+        self.observables = tuple(obs[name] for name in self.observable_ids)
         self.n_cells, self.snapshot_loss = n_cells, snapshot_loss
         self.snapshot_weight = jnp.asarray(snapshot_weight, dtype)
         self.ts = jnp.asarray(ts, dtype)
@@ -242,7 +245,7 @@ class Problem(eqx.Module):
         def per_condition(sol_ys, sol_cov):
             stats = [
                 o.summary(sol_ys, species, values, sol_cov, deterministic, hard)
-                for o in self.observables.values()
+                for o in self.observables
             ]
             return jnp.stack(stats)
 
@@ -261,9 +264,7 @@ class Problem(eqx.Module):
                 chol = jnp.linalg.cholesky(cov[:, 0] + 1e-6 * jnp.eye(cov.shape[-1]))
                 z = jax.random.normal(draw_key, (self.n_cells, *ys.shape[2:]), ys.dtype)
                 ys = ys[:, :1] + jnp.einsum("ctsr,ntr->cnts", chol, z)
-            per_cell = jnp.stack(
-                [o.per_cell(ys, species, values) for o in self.observables.values()]
-            )
+            per_cell = jnp.stack([o.per_cell(ys, species, values) for o in self.observables])
         return summary, per_cell, ok
 
     def loss(self, phi: Mapping, key=None):
