@@ -5,7 +5,9 @@ For each model and route, the wall time of one compiled forward evaluation of a 
 every scalar parameter of the network, both measured after compilation (best of ``--repeats``
 calls; compile time, the first call minus the best, is reported apart). Routes:
 
-* ``ode``: `grn.ODE()` (Kvaerno5, rtol = atol = 1e-6), reverse mode with diffrax's default
+* ``ode``: `grn.ODE()` (its default method: Tsit5 since 2026-11-22; the committed
+  results/gradient_cost.json predates that and used Kvaerno5; rtol = atol = 1e-6), reverse mode
+  with diffrax's default
   ``RecursiveCheckpointAdjoint``; ``ode_backsolve``: ``BacksolveAdjoint`` (continuous adjoint);
   ``ode_forward``: ``ForwardMode`` with ``jax.jacfwd`` (one tangent per parameter);
 * ``lna``: `grn.LNA()`, reverse mode (mean and covariance; the objective adds the variances);
