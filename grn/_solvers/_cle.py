@@ -32,8 +32,8 @@ class CLE(AbstractSolver):
     Where counts stay near 0 the CLE is a poor model of the jump process: use `SSA` there.
 
     The Gaussian increments come from one xoshiro128++ stream per reaction, seeded from the
-    cell's key (`grn._solvers._xoshiro`; inverse-CDF normals as in `jax.random.normal`, about 2.5x
-    cheaper than a threefry draw per step).
+    cell's key (`grn._solvers._xoshiro`; inverse-CDF normals as in `jax.random.normal`): 16,384
+    melanoma cells over 72 h took 31 s instead of 40 s with a threefry draw per step.
 
     Pathwise differentiable: for a fixed key the noise is fixed (common random numbers), so
     gradients of outputs with respect to parameters, initial counts and input levels are exact
@@ -132,8 +132,7 @@ class CLE(AbstractSolver):
             return new, None
 
         state = events.initial_state(ts, schedule_times, x0.astype(dtype), params)
-        # One xoshiro128++ stream per reaction (seeded from the key): a threefry-based
-        # jax.random.normal per step was most of a step's cost on the melanoma model.
+        # One xoshiro128++ stream per reaction, seeded from the key (see the class docstring).
         state["rng"] = _xoshiro.seed(key, (nu.shape[0],))
         state, _ = jax.lax.scan(step, state, length=self.max_steps)
         ok = (state["k"] >= n_times - 1) & jnp.all(jnp.isfinite(state["ys"]))

@@ -4,8 +4,8 @@ Blackman & Vigna (2021), "Scrambled linear pseudorandom number generators", ACM 
 Softw. 47:36. 128-bit state, period 2**128 - 1, passes BigCrush and PractRand; the 32-bit
 member of the family Julia's default generator (xoshiro256++) belongs to. One draw costs about
 a dozen 32-bit integer operations, against a threefry2x32 hash (20 rounds) per pair of words
-for `jax.random.uniform`: for a cheap event (a few propensities) threefry was the largest single
-cost of an SSA step (benchmarks/ssa_profile.md).
+for `jax.random.uniform` (about 23 ns per draw per cell on the project's 2-core CPU, against
+50-75 ns for a whole toggle-switch event; benchmarks/ssa_profile.md, lever 5).
 
 The state is seeded from the cell's JAX key (threefry bits), so distinct keys give independent
 streams in the sense of the key tree; within a cell the stream is xoshiro's.
