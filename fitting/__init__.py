@@ -15,6 +15,7 @@ from ._interventions import (
     apply_interventions as apply_interventions,
     compare as compare,
     make_outcome as make_outcome,
+    midpoints as midpoints,
     optimise_schedule as optimise_schedule,
     priming as priming,
     project_budget as project_budget,

@@ -17,18 +17,18 @@ SIZES = {
     # scan cells, scan starts (h), sensitivity cells, bins (h), optimisation steps and cells
     "full": {
         "n_cells": 128,
-        "start_h": [0, 6, 12, 24, 48, 72, 168, 336],
+        "start_h": [0, 6, 12, 24, 48, 72, 168, 336, 504, 600],
         "sens_cells": 32,
-        "bins_h": [0, 6, 12, 24, 48, 72, 168, 336, 696],
+        "bins_h": [0, 6, 12, 24, 48, 72, 168, 336, 504, 600, 696],
         "opt_steps": 6,
         "opt_cells": 16,
         "fit_steps": 8,
     },
     "quick": {
         "n_cells": 32,
-        "start_h": [0, 24, 72, 168],
+        "start_h": [0, 72, 336, 600],
         "sens_cells": 8,
-        "bins_h": [0, 24, 72, 168, 696],
+        "bins_h": [0, 72, 336, 600, 696],
         "opt_steps": 0,
         "opt_cells": 0,
         "fit_steps": 3,
@@ -38,6 +38,9 @@ FIT_DAYS = 3
 """The fit uses the first days of the on-drug response (29 days of pathwise gradients, or of the
 stiff, oscillating ODE, are too slow for the demo's budget on 2 CPU cores)."""
 FIT_CELLS = 8
+FIT_DT = 0.005
+"""CLE step of the fit: path derivatives of the melanoma model are stable at 0.005 h (at 0.02 h
+they blow up within 12-48 h in most cells; `fitting.sensitivity`)."""
 FREE = {"kM1": (0.02, 0.3), "kIKK": (1.0, 15.0)}
 """Parameters the demo's fit moves (log scale, bounds): the RelA-driven chromatin remodelling rate
 and the IKK-driven IkBa degradation, the two rates that set how fast cells leave SOX10-high."""
@@ -46,7 +49,7 @@ and the IKK-driven IkBa degradation, the two rates that set how fast cells leave
 def fit_step(quick: bool, seed: int, out: Path, log=print) -> dict:
     """A short fit of `FREE` to the on-drug population means of the bundled synthetic data.
 
-    Chemical Langevin ensemble (`grn.CLE(dt=0.02)`, `FIT_CELLS` cells, fixed noise: pathwise
+    Chemical Langevin ensemble (`grn.CLE(dt=FIT_DT)`, `FIT_CELLS` cells, fixed noise: pathwise
     reverse-mode gradients) on the
     rows up to day `FIT_DAYS` of the ``braf`` condition's population means (pERK, W1, W2, SOX10,
     priming),
@@ -101,7 +104,7 @@ def fit_step(quick: bool, seed: int, out: Path, log=print) -> dict:
         measurements,
         observables,
         ParameterSpace(free),
-        solver=grn.CLE(dt=0.02),
+        solver=grn.CLE(dt=FIT_DT),
         n_cells=FIT_CELLS,
         key=jax.random.key(seed),
     )
@@ -111,7 +114,7 @@ def fit_step(quick: bool, seed: int, out: Path, log=print) -> dict:
     params = {name: float(result.params[name]) for name in FREE}
     return {
         "status": "fitted",
-        "solver": f"CLE(dt=0.02), {FIT_CELLS} cells, pathwise reverse-mode gradients",
+        "solver": f"CLE(dt={FIT_DT}), {FIT_CELLS} cells, pathwise reverse-mode gradients",
         "rows": len(rows),
         "steps": int(result.n_steps),
         "loss_history": [float(v) for v in result.history[:, result.best_start]],
@@ -143,7 +146,8 @@ def config_text(params: dict, quick: bool, seed: int) -> str:
         "[sensitivity]",
         f"bins_h = {size['bins_h']}",
         f"n_cells = {size['sens_cells']}",
-        "dt = 0.02",
+        "dt = 0.005",
+        'around = "zero"',  # the local sensitivity at BRAFi alone: d outcome / d u(t) there
     ]
     if size["opt_steps"]:
         lines += [

@@ -620,10 +620,10 @@ def _sensitivity_program(
 @dataclasses.dataclass
 class Sensitivity:
     """``grad[t, b]`` = d outcome / d u_target(t) for level changes held over bin ``b`` (mean over
-    cells, with standard error ``se``), taken with the target at level ``around[t]`` over all bins
-    on top of the base protocol; ``edges`` the bin edges (hours); ``value`` the outcome there (for
-    the first target); ``n_cells`` cells used, ``n_excluded`` left out (failed, or a
-    non-finite path derivative)."""
+    cells, with standard error ``se``), averaged over the levels ``around[t]`` at which the target
+    is held over all bins on top of the base protocol; ``edges`` the bin edges (hours); ``value``
+    the outcome there (first target and level); ``n_cells`` cells used, ``n_excluded`` left out
+    (failed, or a non-finite path derivative)."""
 
     outcome: Outcome
     targets: tuple
@@ -679,7 +679,7 @@ def sensitivity(
     params: Mapping | None = None,
     ts=None,
     pre_h: float = 0.0,
-    around: Mapping[str, float] | None = None,
+    around: Mapping[str, float | Sequence[float]] | None = None,
 ) -> Sensitivity:
     """Time-resolved sensitivity d outcome / d u_target(t) over the time bins ``edges`` (hours).
 
@@ -689,15 +689,18 @@ def sensitivity(
     expected outcome (use a soft outcome such as ``sox10_low_fraction(..., softness=0.05)``: an
     indicator has zero pathwise derivative). ODE and LNA work the same way with one trajectory
     (reverse mode through diffrax). The derivative of an explicit Euler path is stable only where
-    ``dt`` times the stiffest rate is small: for the melanoma model ``CLE(dt=0.02)`` (at
-    ``dt = 0.1`` the path stays bounded through its ``max(x, 0)`` clamps but its derivative
-    diverges). Cells whose derivative is not finite are left out and counted (``n_excluded``);
-    if every cell's is, an error names the remedy.
+    ``dt`` times the stiffest rate is small: for the melanoma model ``CLE(dt=0.005)``. Measured
+    on 32 cells over 29 days with NAC 0.5: at ``dt = 0.02`` the tangent grew past 1e6 within
+    12-48 h in 31 cells (the path itself stays bounded through its ``max(x, 0)`` clamps), at
+    ``dt = 0.01`` in 1 cell, at ``dt = 0.005`` in none. Cells whose derivative is not finite are
+    left out and counted (``n_excluded``); if every cell's is, an error names the remedy.
 
-    ``around`` (target -> level, default 0) is the level of each target, over all bins, at which
-    its derivative is taken: with ``around = level / 2`` the first-order prediction
-    ``level * g(level / 2)`` of a benefit is the midpoint rule of ``int_0^level g(l) dl``, which
-    follows a strongly nonlinear response far better than the slope at 0 does.
+    ``around`` (target -> level, or a sequence of levels; default 0) is the level of each target,
+    over all bins, at which its derivative is taken; with several levels ``grad`` is the mean of
+    the derivatives at those levels (the same number for every target). With ``around = level /
+    2`` the first-order prediction ``level * g(level / 2)`` of a benefit is the midpoint rule of
+    ``int_0^level g(l) dl``, which follows a nonlinear response far better than the slope at 0;
+    `midpoints` gives the composite rule over several panels, for a sigmoidal dose response.
     """
     check_targets(network, [Intervention(t, 0.0) for t in targets])
     if isinstance(solver, grn.SSA | grn.TauLeap):
@@ -708,11 +711,10 @@ def sensitivity(
     table = _tables(network, base, [()], grid)[0]
     solver = _bind(network, solver, ts, grid)
     dtype = jnp.zeros(()).dtype
-    around = dict(around or {})
-    for t, level in around.items():
-        if t not in targets or not 0.0 <= level <= 1.0:
-            raise ValueError(f"around: {t!r} must be a target with a level in [0, 1], got {level}")
+    nodes = _around_nodes(around, targets)
+    n_nodes = nodes.shape[1]
     onehots = np.eye(len(network.inputs))[[network.inputs.index(t) for t in targets]]
+    onehots = np.repeat(onehots, n_nodes, axis=0)  # (targets x nodes, inputs)
     params = None if params is None else {k: jnp.asarray(v, dtype) for k, v in params.items()}
     jac, v, result = _sensitivity_program(
         network,
@@ -722,16 +724,17 @@ def sensitivity(
         jnp.asarray(table, dtype),
         jnp.asarray(_bin_matrix(grid, edges), dtype),
         jnp.asarray(onehots, dtype),
-        jnp.asarray([around.get(t, 0.0) for t in targets], dtype),
+        jnp.asarray(nodes.ravel(), dtype),
         key,
         params,
         outcome,
         i,
         n_cells,
     )
-    # cells of the first target's run (the same cells and keys for every target)
+    # the same cells and keys for every target and node; the value is the first run's
     ok = np.all(np.asarray(result) == 0, axis=0)
-    jac = np.moveaxis(np.asarray(jac, np.float64), 1, 0)[ok]  # (cells, targets, bins)
+    jac = np.asarray(jac, np.float64).reshape(len(targets), n_nodes, -1, len(edges) - 1)
+    jac = np.moveaxis(jac.mean(axis=1), 1, 0)[ok]  # (cells, targets, bins)
     v = np.asarray(v, np.float64)[0][ok]
     finite = np.all(np.isfinite(jac), axis=(1, 2))
     if not np.any(finite):
@@ -752,10 +755,35 @@ def sensitivity(
         se=se,
         value=float(v.mean()),
         value_se=float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0,
-        around=tuple(around.get(t, 0.0) for t in targets),
+        around=tuple(tuple(float(v) for v in row) for row in nodes),
         n_cells=n,
         n_excluded=int(np.size(finite) - finite.sum() + np.size(ok) - ok.sum()),
     )
+
+
+def midpoints(level: float, panels: int = 1) -> list[float]:
+    """Nodes of the composite midpoint rule over ``[0, level]``: ``level (k + 1/2) / panels``."""
+    if not (isinstance(panels, int) and panels >= 1):
+        raise ValueError(f"panels must be a positive integer, got {panels!r}")
+    return [level * (k + 0.5) / panels for k in range(panels)]
+
+
+def _around_nodes(around, targets) -> np.ndarray:
+    """``around`` as a (targets, nodes) array of levels; targets left out are taken at 0."""
+    around = dict(around or {})
+    rows = {}
+    for t, levels in around.items():
+        levels = [levels] if isinstance(levels, int | float) else list(levels)
+        if t not in targets or not levels or not all(0.0 <= lv <= 1.0 for lv in levels):
+            raise ValueError(
+                f"around: {t!r} must be a target with levels in [0, 1], got {around[t]!r}"
+            )
+        rows[t] = levels
+    counts = {len(v) for v in rows.values()}
+    if len(counts) > 1:
+        raise ValueError(f"around: give every target the same number of levels, got {around}")
+    n = counts.pop() if counts else 1
+    return np.array([rows.get(t, [0.0] * n) for t in targets], np.float64)
 
 
 def spearman(a, b) -> float:

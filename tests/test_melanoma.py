@@ -86,7 +86,7 @@ def _by_hand(n, p, u):
         11: om("I") * 41.9 * c["Im"],
         12: om("I") * (0.3 + 3.74 * ikk * (1 - u["NFKBi"])) * c["I"],
         15: om("M")
-        * (1 - u["EPIi"])
+        * (1 - 0.5 * u["EPIi"])
         * (p["kM1"] * _hill(c["Nn"], 200.0, 4) + p["kMfb"] * _hill(c["M"], p["KM"], 3))
         * (100 - c["M"]),
         19: om("W2")

@@ -24,7 +24,8 @@ per-cell RelA-driven remodelling rate ``kM1`` (log-normal, extrinsic heterogenei
 `melanoma_cell_params`), which makes SOX10 loss all-or-none and staggered across cells; a late
 wave W2 that turns over in ~1.4 days and is driven by RelA x W1 and, mainly, by remodelled
 chromatin, so that after drug removal it falls as chromatin is restored (memory); a switch-like
-(Hill 4) W2 drive of the anti-apoptotic pool; growth that follows pERK steeply.
+(Hill 4) W2 drive of the anti-apoptotic pool; growth that follows pERK steeply. EPIi blocks the
+share ``eEPI = 0.5`` of remodelling, not all of it (issue 7; docs/model.md §EPIi efficacy).
 
 Omega convention (one mechanism, `_Scaled`): every rate law is written once over
 *concentrations* in MODEL.md's unscaled units (E_T = N_T = 1000, M_T = 100) and wrapped; species
@@ -123,6 +124,9 @@ PARAMS: dict[str, float] = {
     "KNM": 200.0,
     "nNM": 4.0,
     "kMfb": 0.0196,
+    # EPIi blocks the share eEPI of remodelling carried by the enzymes it inhibits (issue 7; with
+    # MODEL.md's eEPI = 1, EPIi 0.8 abolished the switch and out-ranked NF-kB inhibition and NAC)
+    "eEPI": 0.5,
     "KM": 25.1,
     "nMfb": 3.0,
     "kMe0": 0.0422,
@@ -294,7 +298,7 @@ def _remodelling(x, p, u):  # 15
     rate = p["kM1"] * _hill(x["Nn"], p["KNM"], p["nNM"]) + p["kMfb"] * _hill(
         x["M"], p["KM"], p["nMfb"]
     )
-    return (1.0 - u["EPIi"]) * rate * _free(p["MT"], x["M"])
+    return (1.0 - p["eEPI"] * u["EPIi"]) * rate * _free(p["MT"], x["M"])
 
 
 def _restoration(x, p, u):  # 16
