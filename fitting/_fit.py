@@ -41,13 +41,33 @@ class _State(eqx.Module):
     done: jax.Array  # early-stopped starts
 
 
+GRADIENT_MODES = ("reverse", "forward")
+
+
+def value_and_grad(loss_fn: Callable, mode: str = "reverse") -> Callable:
+    """``phi -> (loss, grad)`` by reverse mode (`jax.value_and_grad`: one backward pass, memory
+    growing with the solver's steps) or forward mode (`jax.jacfwd`: one tangent per free
+    parameter, memory independent of the steps: long fixed-step CLE paths with a few
+    parameters)."""
+    if mode == "reverse":
+        return jax.value_and_grad(loss_fn)
+    if mode == "forward":
+
+        def forward(phi):
+            grad, loss = jax.jacfwd(lambda p: (loss_fn(p),) * 2, has_aux=True)(phi)
+            return loss, grad
+
+        return forward
+    raise ValueError(f"gradient mode must be one of {GRADIENT_MODES}, got {mode!r}")
+
+
 @eqx.filter_jit
-def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol):
+def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol, mode="reverse"):
     """One optimisation step of every start at once: the whole step is one compiled program."""
     TRACE_COUNT["step"] += 1
 
     def one(phi, opt_state, fixed_):
-        loss, grad = jax.value_and_grad(problem.loss)(phi)
+        loss, grad = value_and_grad(problem.loss, mode)(phi)
         grad = {n: jnp.where(fixed_[n], 0.0, g) for n, g in grad.items()}
         finite = jnp.isfinite(loss) & jnp.all(
             jnp.stack([jnp.all(jnp.isfinite(g)) for g in grad.values()])
@@ -170,6 +190,7 @@ def fit(
     resume: bool = False,
     callback: Callable[[int, np.ndarray], None] | None = None,
     fixed: Mapping | None = None,
+    gradient: str = "reverse",
 ) -> FitResult:
     """Minimise ``problem.loss`` from several starts at once.
 
@@ -188,9 +209,13 @@ def fit(
     - ``callback(step, losses)`` is called after each step (host side).
     - ``fixed``: name -> bool per start; those coordinates are held at their start values
       (used by `profile_likelihood`).
+    - ``gradient``: ``"reverse"`` (default) or ``"forward"`` mode (`value_and_grad`); forward
+      mode suits CLE fits of a few parameters over many steps (docs/gradients.md).
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"fit expects a fitting.Problem, got {type(problem).__name__}")
+    if gradient not in GRADIENT_MODES:
+        raise ValueError(f"gradient must be one of {GRADIENT_MODES}, got {gradient!r}")
     if not problem.pathwise:
         raise ValueError(
             f"{type(problem.solver).__name__} paths are piecewise constant in the parameters, so "
@@ -239,7 +264,7 @@ def fit(
         for step in range(first, steps):
             if bool(np.all(np.asarray(state.done))):
                 break
-            state, loss = _step(problem, optimizer, state, fixed, patience_, rtol_)
+            state, loss = _step(problem, optimizer, state, fixed, patience_, rtol_, gradient)
             loss = np.asarray(loss)
             history.append(loss)
             if bar is not None:

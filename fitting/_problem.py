@@ -36,6 +36,10 @@ class Problem(eqx.Module):
       (``snapshot_loss="energy"``) or the mean-and-variance NLL (``"moments"``). Under the LNA,
       cells are drawn from its Gaussian with fixed normals.
 
+    ``cell_params`` (name -> ``(n_cells,)`` positive factors) gives a stochastic solver's cells
+    fixed extrinsic heterogeneity: cell ``c`` uses ``value * cell_params[name][c]``, so a fitted
+    value is the median of a log-normal spread when the factors are ``exp(sd z_c)``.
+
     Stochastic solvers use ``key`` for every evaluation (common random numbers), so the loss is a
     deterministic, differentiable function of ``phi`` for `grn.CLE` (pathwise) as well as for the
     ODE and LNA; `grn.SSA` and `grn.TauLeap` give the loss but no pathwise gradient. Failed
@@ -55,6 +59,7 @@ class Problem(eqx.Module):
     snapshot_weight: float
     ts: jax.Array
     x0: dict | None
+    cell_params: dict | None
     key: jax.Array
     schedule_times: jax.Array
     schedule_table: jax.Array
@@ -73,6 +78,7 @@ class Problem(eqx.Module):
         x0: Mapping | None = None,
         snapshot_loss: str = "energy",
         snapshot_weight: float = 1.0,
+        cell_params: Mapping | None = None,
     ):
         if not isinstance(network, grn.Network):
             raise TypeError(f"network must be a grn.Network, got {type(network).__name__}")
@@ -192,6 +198,23 @@ class Problem(eqx.Module):
                 if name not in network.species:
                     raise KeyError(f"x0 names unknown species {name!r} ({list(network.species)})")
         self.key = jax.random.key(0) if key is None else key
+        self.cell_params = None
+        if cell_params:
+            if not solver.stochastic:
+                raise ValueError(
+                    f"cell_params need a stochastic solver (cells), not {type(solver).__name__}"
+                )
+            self.cell_params = {}
+            for name, factors in cell_params.items():
+                if name not in network.params:
+                    raise KeyError(f"cell_params names unknown parameter {name!r}")
+                f = np.asarray(factors, np.float64)
+                if f.shape != (n_cells,) or not np.all(np.isfinite(f) & (f > 0)):
+                    raise ValueError(
+                        f"cell_params[{name!r}] must be {n_cells} positive finite factors "
+                        f"(one per cell), got shape {f.shape}"
+                    )
+                self.cell_params[name] = jnp.asarray(f, dtype)
 
     # -- evaluation ----------------------------------------------------------------------------
     @property
@@ -210,6 +233,8 @@ class Problem(eqx.Module):
         ts = self.ts if ts is None else ts
         key = self.key if key is None else key
         params = {k: v for k, v in values.items() if k in self.network.params}
+        for name, factors in (self.cell_params or {}).items():
+            params[name] = params.get(name, self.network.params[name]) * factors
 
         def one(times, table, k):
             return grn.simulate(
