@@ -644,11 +644,12 @@ class Sensitivity:
         return float(-self.outcome.sign * iv.level * np.sum(self.grad[t] * overlap / (hi - lo)))
 
     def windows(self, fraction: float = 0.5) -> list[dict]:
-        """Per target: the bin where acting helps most and the contiguous run of bins around it
-        whose benefit per unit level is >= ``fraction`` of that peak."""
+        """Per target: the bin where acting helps most per hour (benefit per unit level and hour,
+        ``grad / width``: bins of different widths compare fairly) and the contiguous run of bins
+        around it whose gain per hour is >= ``fraction`` of that peak."""
         out = []
         for t, target in enumerate(self.targets):
-            gain = -self.outcome.sign * self.grad[t]
+            gain = -self.outcome.sign * self.grad[t] / np.diff(self.edges)
             b = int(np.argmax(gain))
             lo = hi = b
             if gain[b] > 0:
@@ -660,7 +661,7 @@ class Sensitivity:
                 {
                     "target": target,
                     "peak_bin_h": [float(self.edges[b]), float(self.edges[b + 1])],
-                    "peak_gain": float(gain[b]),
+                    "peak_gain_per_h": float(gain[b]),
                     "window_h": [float(self.edges[lo]), float(self.edges[hi + 1])],
                 }
             )

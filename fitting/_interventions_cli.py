@@ -552,10 +552,8 @@ def report(summary) -> str:
             "",
             f"d outcome / d u(t) per time bin, pathwise through `{s['solver']}` (forward mode, "
             f"fixed noise), {s['n_cells']} cells ({s['n_excluded']} left out: non-finite path "
-            f"derivative), soft outcome `{s['outcome']}`, taken with each "
-            f"target held over all bins at the levels {s['around']}, derivatives averaged over "
-            f"them (the midpoints of [0, scanned level]: the composite midpoint rule of the "
-            f"benefit's integral over the level; 0: the slope at the base). Spearman rank "
+            f"derivative), soft outcome `{s['outcome']}`, {_around_text(s['around'])}. "
+            f"Spearman rank "
             f"correlation between the first-order predicted benefit and the scanned benefit over "
             f"targets x starts: **{s['spearman_vs_scan']:.3f}**.",
             "",
@@ -665,6 +663,16 @@ def plot_benefit_vs_start(result, path) -> Path:
     return Path(path)
 
 
+def _around_text(around: dict) -> str:
+    if all(v == 0 for levels in around.values() for v in levels):
+        return "taken at the base protocol (the local slope: every target at level 0)"
+    return (
+        f"averaged over the levels {around} at which each target is held over all bins (the "
+        "midpoints of [0, scanned level]: the composite midpoint rule of the benefit's integral "
+        "over the level)"
+    )
+
+
 def plot_sensitivity(sens, path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -694,9 +702,11 @@ def plot_trajectories(result, path, species=("S", "W1", "W2", "B")) -> Path:
     run = result.run
     names = [s for s in species if s in run.species] or list(run.species[:4])
     fig, axes = plt.subplots(1, len(names) + 1, figsize=(3.2 * (len(names) + 1), 3))
-    picks = {"base": 0}
+    picks, seen = {"base": 0}, set()
     for i, r in enumerate(result.rows):
-        picks.setdefault(f"{r['target']} {r['level']:g} from {r['start_h']:g} h", i + 1)
+        if (r["target"], r["level"]) not in seen:  # rows are ordered by start within a target
+            seen.add((r["target"], r["level"]))
+            picks[f"{r['target']} {r['level']:g} from {r['start_h']:g} h"] = i + 1
     days = run.ts / 24.0
     for label, k in picks.items():
         style = {"color": "k", "lw": 2} if k == 0 else {"lw": 1}
