@@ -685,6 +685,7 @@ def plot_sensitivity(sens, path) -> Path:
         ax.errorbar(0.5 * (e[1:] + e[:-1]), per_h, se, fmt="none", capsize=2, color="grey")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_xscale("symlog", linthresh=24)
+    ax.set_xlim(e[0], e[-1])
     ax.set_xlabel("time (h)")
     ax.set_ylabel("benefit per unit level per hour")
     ax.set_title(f"time-resolved sensitivity of {sens.outcome.name}", fontsize=9)
