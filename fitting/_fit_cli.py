@@ -31,6 +31,7 @@ FIT_KEYS = {
     "stderr": True,
     "profile": False,
     "float64": False,
+    "gradient": "reverse",
 }
 SOLVER_NAMES = ("ssa", "tau", "cle", "ode", "lna")
 METHODS = ("kvaerno5", "tsit5", "dopri5")
@@ -131,6 +132,8 @@ def load_config(path: Path) -> dict:
         fit[key] = value
     if fit["method"] not in METHODS:
         _fail(path, "fit.method", f"must be one of {METHODS}, got {fit['method']!r}")
+    if fit["gradient"] not in ("reverse", "forward"):
+        _fail(path, "fit.gradient", f"must be 'reverse' or 'forward', got {fit['gradient']!r}")
     if fit["solver"] not in SOLVER_NAMES:
         _fail(path, "fit.solver", f"must be one of {SOLVER_NAMES}, got {fit['solver']!r}")
     for key in ("n_cells", "steps", "starts", "checkpoint_every"):
@@ -305,6 +308,7 @@ def _run(args, config) -> int:
         checkpoint=checkpoint,
         checkpoint_every=settings["checkpoint_every"],
         resume=args.resume,
+        gradient=settings["gradient"],
     )
     deterministic = settings["solver"] in ("ode", "lna")
     stderr = identifiable = None

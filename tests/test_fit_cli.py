@@ -95,6 +95,7 @@ def test_fit_writes_results_and_resumes(folder):
         ('X_obs = "X"', 'Y_obs = "X"', "unknown observable 'X_obs'"),
         ('solver = "lna"', 'solver = "ssa"', "fit.solver: 'ssa' simulates piecewise-constant"),
         ("[fit]", "[fitt]", "fitt: unknown section"),
+        ("seed = 0", 'seed = 0\ngradient = "sideways"', "fit.gradient: must be 'reverse' or"),
     ],
 )
 def test_bad_configs_name_the_key(folder, capsys, old, new, message):
