@@ -37,9 +37,9 @@ six rates (``FULL_FREE``) to the population rows of the first ``--days`` days of
 Measured 2026-11-22 (idle 2-core CPU, 2 host devices, the 256-cell data set, 64 CLE cells, 7 days,
 60 rows, 4 starts x 60 Adam steps with a cosine-decaying rate from 0.1, 973 s): median relative
 error **0.161** (kEd 0.03, kW2 0.04, kB1 0.14, kM1 0.18, kW1 0.21, kIKK 0.60); loss 89.2 at the
-fit against 123.0 at the truth, so 64 CLE cells (Monte-Carlo error of the model's means) and the
-CLE's approximation of the low-copy NF-kB module (Nn ~ 8, Im ~ 2 copies), which kIKK and kW1
-absorb together, limit it; at 128 cells the truth's residuals are within about 2 SD of the data.
+fit against 123.0 at the truth. With 128 cells (1716 s) the loss gap shrank (83.0 against 90.9)
+but the median error grew to 0.204 (kIKK 0.76, kM1 0.28, kW1 0.25): within a week of population
+means kIKK, kW1 and kM1 trade off, so identifiability, not the cell count, limits this recovery.
 
 Results: ``benchmarks/results/fit_recovery.json`` (surrogate) and ``fit_recovery_full.json``
 (full model), with machine info, and a printed table.
