@@ -139,6 +139,30 @@ def surrogate_data(data: fitting.Measurements, drives: dict) -> tuple[list[dict]
     return rows, conditions
 
 
+def recovery_summary(res, problem, truth: dict, starts: dict, wall: float) -> dict:
+    """The JSON row of one recovery fit: the best start's relative errors (and their median),
+    losses at the fit and at the truth, and each start's median relative error."""
+    rel = {n: abs(res.params[n] / truth[n] - 1.0) for n in truth}
+    n_starts = len(res.start_loss)
+    per_start = [
+        float(np.median([abs(res.start_params[n][s] / truth[n] - 1) for n in truth]))
+        for s in range(n_starts)
+    ]
+    return {
+        "params": {n: res.params[n] for n in truth},
+        "relative_error": rel,
+        "median_relative_error": float(np.median(list(rel.values()))),
+        "loss": res.loss,
+        "loss_at_truth": float(problem.loss_at(truth)),
+        "best_start": res.best_start,
+        "start_losses": [float(v) for v in res.start_loss],
+        "start_median_relative_errors": per_start,
+        "start_values": {n: [float(v) for v in starts[n]] for n in truth},
+        "n_steps": res.n_steps,
+        "wall_s": round(wall, 1),
+    }
+
+
 FULL_FREE = ("kEd", "kB1", "kIKK", "kW1", "kW2", "kM1")
 """Free in ``--model full``: ERK deactivation, BIM synthesis, IKK-driven IkBa degradation, the
 two wave productions and the median RelA-driven remodelling rate (each leaves its own mark in the
@@ -189,24 +213,8 @@ def full_model_fit(args, paths, truth_file, info, wall0) -> dict:
         checkpoint=args.checkpoint, checkpoint_every=5, resume=args.checkpoint is not None,
     )  # fmt: skip
     wall = time.perf_counter() - started
-    rel = {n: abs(res.params[n] / truth[n] - 1.0) for n in FULL_FREE}
-    per_start = [
-        float(np.median([abs(res.start_params[n][s] / truth[n] - 1) for n in FULL_FREE]))
-        for s in range(args.starts)
-    ]
-    fit = {
-        "params": {n: res.params[n] for n in FULL_FREE},
-        "relative_error": rel,
-        "median_relative_error": float(np.median(list(rel.values()))),
-        "loss": res.loss,
-        "loss_at_truth": float(problem.loss_at(truth)),
-        "best_start": res.best_start,
-        "start_losses": [float(v) for v in res.start_loss],
-        "start_median_relative_errors": per_start,
-        "start_values": {n: [float(v) for v in starts[n]] for n in FULL_FREE},
-        "n_steps": res.n_steps,
-        "wall_s": round(wall, 1),
-    }
+    fit = recovery_summary(res, problem, truth, starts, wall)
+    rel = fit["relative_error"]
     print(f"{'parameter':10s}{'truth':>11s}{'fit':>13s}{'rel.err':>9s}")
     for n in FULL_FREE:
         print(f"{n:10s}{truth[n]:11.4g}{fit['params'][n]:13.4g}{rel[n]:9.3f}")
@@ -307,24 +315,7 @@ def main(argv=None):
             rtol=1e-6,
         )  # fmt: skip
         wall = time.perf_counter() - started
-        rel = {n: abs(res.params[n] / truth[n] - 1.0) for n in FREE}
-        per_start = [
-            float(np.median([abs(res.start_params[n][s] / truth[n] - 1) for n in FREE]))
-            for s in range(args.starts)
-        ]
-        fits[label] = {
-            "params": {n: res.params[n] for n in FREE},
-            "relative_error": rel,
-            "median_relative_error": float(np.median(list(rel.values()))),
-            "loss": res.loss,
-            "loss_at_truth": float(problem.loss_at(truth)),
-            "best_start": res.best_start,
-            "start_losses": [float(v) for v in res.start_loss],
-            "start_median_relative_errors": per_start,
-            "start_values": {n: [float(v) for v in starts[n]] for n in FREE},
-            "n_steps": res.n_steps,
-            "wall_s": round(wall, 1),
-        }
+        fits[label] = recovery_summary(res, problem, truth, starts, wall)
 
     print()
     print(
