@@ -33,7 +33,11 @@ from ._losses import (
     moment_nll as moment_nll,
 )
 from ._observables import Observable as Observable
-from ._parameters import Parameter as Parameter, ParameterSpace as ParameterSpace
+from ._parameters import (
+    Parameter as Parameter,
+    ParameterSpace as ParameterSpace,
+    lognormal_factors as lognormal_factors,
+)
 from ._problem import Problem as Problem
 from ._uncertainty import (
     Profile as Profile,

@@ -81,6 +81,18 @@ def _number(path, key, value, integer=False, positive=True, allow_none=False):
     return value
 
 
+def _non_negative_table(path, model: dict, key: str, what: str) -> dict:
+    """``[model.KEY]`` (default empty): a table of names to non-negative numbers."""
+    table = model.get(key, {})
+    if not isinstance(table, dict):
+        _fail(path, f"model.{key}", f"must be a table of {what}")
+    for name, value in table.items():
+        _number(path, f"model.{key}.{name}", value, positive=False)
+        if value < 0:
+            _fail(path, f"model.{key}.{name}", f"must be non-negative, got {value!r}")
+    return table
+
+
 def load_config(path: Path) -> dict:
     """Read and check a fit config; every error names the offending key."""
     path = Path(path)
@@ -97,17 +109,12 @@ def load_config(path: Path) -> dict:
 
     model = raw["model"]
     for key in model:
-        if key not in ("builtin", "sbml", "x0"):
-            _fail(path, f"model.{key}", "unknown key (expected builtin, sbml, x0)")
+        if key not in ("builtin", "sbml", "x0", "cell_spread"):
+            _fail(path, f"model.{key}", "unknown key (expected builtin, sbml, x0, cell_spread)")
     if ("builtin" in model) == ("sbml" in model):
         _fail(path, "model", "give exactly one of builtin = NAME or sbml = FILE")
-    x0 = model.get("x0", {})
-    if not isinstance(x0, dict):
-        _fail(path, "model.x0", "must be a table of species = count")
-    for name, value in x0.items():
-        _number(path, f"model.x0.{name}", value, positive=False)
-        if value < 0:
-            _fail(path, f"model.x0.{name}", f"must be non-negative, got {value!r}")
+    x0 = _non_negative_table(path, model, "x0", "species = count")
+    spread = _non_negative_table(path, model, "cell_spread", "parameter = log-normal sd")
 
     data = raw["data"]
     for key in data:
@@ -176,6 +183,7 @@ def load_config(path: Path) -> dict:
         "path": path,
         "model": model,
         "x0": x0,
+        "cell_spread": spread,
         "files": files,
         "observables": raw["observables"],
         "free": params_free,
@@ -192,7 +200,7 @@ def build_problem(config: dict):
     import grn
 
     from ._data import Measurements
-    from ._parameters import ParameterSpace
+    from ._parameters import ParameterSpace, lognormal_factors
     from ._problem import Problem
 
     path = config["path"]
@@ -226,6 +234,11 @@ def build_problem(config: dict):
         "ode": lambda: grn.ODE(method=method[fit["method"]]()),
         "lna": lambda: grn.LNA(method=method[fit["method"]]()),
     }[fit["solver"]]()
+    for name in config["cell_spread"]:
+        if name not in network.params:
+            _fail(path, f"model.cell_spread.{name}", "unknown parameter of the model")
+        if not solver.stochastic:
+            _fail(path, "model.cell_spread", "per-cell spread needs fit.solver = ssa, tau or cle")
     measurements = Measurements.read(
         config["files"]["measurements"], config["files"].get("conditions")
     )
@@ -242,6 +255,10 @@ def build_problem(config: dict):
             x0=config["x0"] or None,
             snapshot_loss=fit["snapshot_loss"],
             snapshot_weight=float(fit["snapshot_weight"]),
+            cell_params={
+                name: lognormal_factors(fit["n_cells"], float(sd))
+                for name, sd in config["cell_spread"].items()
+            },
         )
     except (ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"{path}: {err}") from None
@@ -357,6 +374,7 @@ def _run(args, config) -> int:
         "free": list(problem.space.free),
         "solver": settings["solver"],
         "settings": {k: v for k, v in settings.items()},
+        "cell_spread": config["cell_spread"],
         "n_steps": result.n_steps,
         "best_start": result.best_start,
         "starts": result.to_json()["starts"],

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+import fitting
+from fitting._fit_cli import build_problem, load_config
 from grn._cli import main
 
 ALPHA, MU, SIGMA = 10.0, 1.0, 0.5
@@ -96,6 +98,9 @@ def test_fit_writes_results_and_resumes(folder):
         ('solver = "lna"', 'solver = "ssa"', "fit.solver: 'ssa' simulates piecewise-constant"),
         ("[fit]", "[fitt]", "fitt: unknown section"),
         ("seed = 0", 'seed = 0\ngradient = "sideways"', "fit.gradient: must be 'reverse' or"),
+        ("X = 0", "X = 0\n[model.cell_spread]\nalpha = -0.3", "model.cell_spread.alpha: must be"),
+        ("X = 0", "X = 0\n[model.cell_spread]\nalpha = 0.3", "model.cell_spread: per-cell"),
+        ("X = 0", "X = 0\n[model.cell_spread]\nbeta = 0.3", "model.cell_spread.beta: unknown"),
     ],
 )
 def test_bad_configs_name_the_key(folder, capsys, old, new, message):
@@ -103,3 +108,20 @@ def test_bad_configs_name_the_key(folder, capsys, old, new, message):
     assert main(["fit", str(config), "--out", str(folder / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("grn: error: ") and message in err, err
+
+
+def test_cell_spread_gives_the_cells_stratified_factors(folder):
+    config = write_config(
+        folder, steps=5, **{"X = 0": "X = 0\n[model.cell_spread]\nalpha = 0.3",
+                            'solver = "lna"': 'solver = "cle"\nn_cells = 16'}
+    )  # fmt: skip
+    problem, _ = build_problem(load_config(config))
+    np.testing.assert_allclose(
+        np.asarray(problem.cell_params["alpha"]), fitting.lognormal_factors(16, 0.3), rtol=1e-6
+    )
+    assert main(["fit", str(config), "--out", str(folder / "o"), "--quiet"]) == 0
+    report = json.loads((folder / "o" / "fit.json").read_text())
+    assert report["cell_spread"] == {"alpha": 0.3}
+    with open(folder / "o" / "history.csv") as fh:
+        best = [float(row["best"]) for row in csv.DictReader(fh)]
+    assert best[-1] < best[0]  # the CLE fit with spread cells makes progress

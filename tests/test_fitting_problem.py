@@ -180,3 +180,21 @@ def test_cell_params_and_forward_mode_gradient(tmp_path):
         )  # fmt: skip
     with pytest.raises(ValueError, match="gradient must be one of"):
         fitting.fit(problem, starts={"alpha": [6.0], "mu": [0.4]}, steps=1, gradient="sideways")
+
+
+def test_lognormal_factors_stratify_the_spread():
+    """Stratified factors exp(sd z_c), z_c = Phi^-1((c + 1/2)/n): their mean is within a tenth of
+    a random draw's standard error of the log-normal mean exp(sd^2 / 2); with a key, draws."""
+    n, sd = 64, 0.4
+    f = fitting.lognormal_factors(n, sd)
+    assert f.shape == (n,) and np.all(np.diff(f) > 0)
+    np.testing.assert_allclose(np.log(f) + np.log(f)[::-1], 0.0, atol=1e-12)  # symmetric
+    se_random = np.sqrt((np.exp(sd**2) - 1) * np.exp(sd**2) / n)
+    assert abs(f.mean() - np.exp(sd**2 / 2)) < 0.1 * se_random
+    drawn = fitting.lognormal_factors(n, sd, jax.random.key(0))
+    assert drawn.shape == (n,) and not np.allclose(np.sort(drawn), f)
+    assert np.allclose(drawn, fitting.lognormal_factors(n, sd, jax.random.key(0)))
+    with pytest.raises(ValueError, match="log_sd"):
+        fitting.lognormal_factors(n, -0.1)
+    with pytest.raises(ValueError, match="n_cells"):
+        fitting.lognormal_factors(0, sd)

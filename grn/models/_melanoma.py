@@ -397,7 +397,7 @@ def melanoma_cell_params(
 ) -> dict:
     """Per-cell parameters: ``{"kM1": kM1 * exp(log_sd * z)}`` with ``z ~ N(0, 1)`` per cell.
 
-    ``kM1`` defaults to the network's (0.0753 h^-1, the median); pass the result as
+    ``kM1`` (the median) defaults to the network's, ``PARAMS["kM1"]``; pass the result as
     ``grn.simulate(melanoma(), ..., params=melanoma_cell_params(key, n_cells))`` (merge other
     overrides into the dict).
     """
