@@ -42,7 +42,8 @@ a cosine-decaying rate from 0.1, ~15 min): seed 0 median relative error **0.022*
 0.088; all four starts <= 0.077; on 1024 fresh cells loss 80.7 at the fit, 82.0 at the truth);
 ``--seed 1`` (other starts and noise) **0.0995** (kEd 0.098, kB1 0.116, kM1 0.101, kS 0.104; fresh
 cells 82.07 against 82.32). Both fits are as good as the truth on fresh cells, so the ~10 % spread
-is what 60 rows with 5 % noise determine, not the optimiser or the ensemble.
+is what 60 rows with 5 % noise determine, not the optimiser or the ensemble: with ``--days 14``
+(80 rows, 1803 s) seed 1 gives **0.053** (largest kS 0.081; fresh cells 106.4 against 110.5).
 
 History of the free set. The first runs freed kIKK instead of kS and missed the target: median
 0.161 (64 drawn cells), 0.204 (128), 0.185 (64 stratified), always with kIKK 1.5-1.8x too high and
