@@ -237,8 +237,8 @@ def build_problem(config: dict):
     for name in config["cell_spread"]:
         if name not in network.params:
             _fail(path, f"model.cell_spread.{name}", "unknown parameter of the model")
-        if not solver.stochastic:
-            _fail(path, "model.cell_spread", "per-cell spread needs fit.solver = ssa, tau or cle")
+    if config["cell_spread"] and not solver.stochastic:
+        _fail(path, "model.cell_spread", "per-cell spread needs fit.solver = ssa, tau or cle")
     measurements = Measurements.read(
         config["files"]["measurements"], config["files"].get("conditions")
     )
