@@ -1,9 +1,10 @@
 """Conformance with the Discrete Stochastic Models Test Suite (Evans, Gillespie & Wilkinson 2008).
 
 The reference data live outside the repository, in ``$GRN_SHARED/dsmts`` or else ``../shared/dsmts``
-beside the clone. Each case folder ``NNNNN`` holds ``NNNNN-results.csv`` (``time, X-mean, ...,
-X-sd, ...``, columns in any order), ``NNNNN-settings.txt`` (time grid, variables, pass ranges) and
-the model as SBML (``NNNNN-sbml-l3v2.xml`` and older levels).
+beside the clone (the tests read their own copy of cases 00001-00039 in ``tests/data/dsmts``). Each
+case folder ``NNNNN`` holds ``NNNNN-results.csv`` (``time, X-mean, ..., X-sd, ...``, columns in
+any order), ``NNNNN-settings.txt`` (time grid, variables, pass ranges) and the model as SBML
+(``NNNNN-sbml-l3v2.xml`` and older levels).
 
 Scoring (user guide §3): with n cells, at every output time with reference sd ``sigma_t > 0``,
 ``Z_t = sqrt(n) (mean_t - mu_t) / sigma_t`` and ``Y_t = sqrt(n / 2) (S_t^2 / sigma_t^2 - 1)``

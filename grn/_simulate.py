@@ -49,7 +49,8 @@ def simulate(
       axis of length ``n_cells`` is per cell (extrinsic noise); scalars are shared.
     - ``schedule``: a `grn.Schedule` of the network's inputs (unscheduled inputs are 0).
     - ``batch_size``: cells simulated at once (bounds memory); ``progress`` shows a bar over
-      batches. With several local devices the cells are sharded across them.
+      batches. With several devices the cells are sharded across them, also across processes
+      (hosts) joined by `jax.distributed.initialize`, each of which gets the whole result.
     - ``throw``: raise if any cell did not succeed (see `grn.RESULTS`); with ``throw=False`` the
       codes are returned in ``Solution.result`` instead.
     - ``reduce``: ``"moments"`` or `grn.Moments` (with histograms) returns a
@@ -171,7 +172,7 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
         return jax.lax.map(one, local_cells, batch_size=batch_size)
 
     n_cells = cells["key"].shape[0]
-    n_devices = jax.local_device_count()
+    n_devices = jax.device_count()  # every process's devices (hosts of jax.distributed)
     if n_devices > 1 and n_cells > 1:
         padded = math.ceil(n_cells / n_devices) * n_devices
         idx = jnp.minimum(jnp.arange(padded), n_cells - 1)
@@ -199,6 +200,8 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
             out = jax.tree.map(lambda v: v[0], per_device)
             for d in range(1, n_devices):
                 out = combine(out, jax.tree.map(lambda v, d=d: v[d], per_device))
+        if jax.process_count() > 1:  # several hosts: every process gets the whole result
+            out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, PartitionSpec()))
     else:
         out = run_local(cells)
     if hist_index is not None:

@@ -11,5 +11,4 @@ from grn._conformance import (
     Score as Score,
     load_reference as load_reference,
     score as score,
-    shared_dsmts_dir as shared_dsmts_dir,
 )

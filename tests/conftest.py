@@ -8,21 +8,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import scipy.stats
-from _dsmts import shared_dsmts_dir
+from _data import data_file
 
 import grn
 
 
 @pytest.fixture(scope="session")
 def dsmts_dir() -> Path:
-    """The DSMTS reference folder (``$GRN_SHARED/dsmts`` or ``../shared/dsmts``), else skip."""
-    path = shared_dsmts_dir()
-    if path is None:
-        pytest.skip(
-            "DSMTS reference data not found: set GRN_SHARED to the folder holding dsmts/ "
-            "(CI keeps it in ../shared beside the clone)"
-        )
-    return path
+    """The DSMTS cases 00001-00039 shipped in ``tests/data/dsmts`` (missing: fails under CI)."""
+    return data_file("dsmts")
 
 
 def z_mean(samples, mean, var) -> np.ndarray:

@@ -1,25 +1,16 @@
 """The packaged two-wave reference kinetics (Su et al. 2026) and the wave-score R²."""
 
 import csv
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _data import data_file
 
 from grn.models._two_wave import PHASES, SCORING_DAYS, two_wave_reference, wave_score_fit
 
 
-def _shared_reference() -> Path:
-    root = os.environ.get("GRN_SHARED")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "shared"
-    return base / "reference" / "su2026_two_wave_model.csv"
-
-
 def test_matches_the_published_trajectories():
-    path = _shared_reference()
-    if not path.exists():
-        pytest.skip(f"{path} not found (CI keeps ../shared beside the clone)")
+    path = data_file("reference/su2026_two_wave_model.csv")
     rows = list(csv.DictReader(path.read_text().splitlines()))
     for phase in PHASES:
         mine = [r for r in rows if r["phase"] == phase]
