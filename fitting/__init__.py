@@ -46,3 +46,15 @@ from ._uncertainty import (
     profile_likelihood as profile_likelihood,
     standard_errors as standard_errors,
 )
+
+# isort: split
+# Temporary: intervention names the command line needs (superseded by the interventions split).
+from ._interventions import (  # noqa: F401
+    DAY as DAY,
+    OUTCOMES as OUTCOMES,
+    Optimised as Optimised,
+    ScanResult as ScanResult,
+    Sensitivity as Sensitivity,
+    _levels_for as levels_for,
+    check_targets as check_targets,
+)
