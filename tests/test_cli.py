@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import grn
-from grn._cli import SOLVERS, main
+from grn_cli.main import SOLVERS, main
 
 N_CELLS, N_POINTS, T_END = 50, 11, 10.0
 
@@ -29,7 +29,7 @@ def _ssa_argv(out):
 @pytest.fixture(scope="module", autouse=True)
 def bare_import():
     """``import grn`` in a fresh interpreter, started first so it overlaps the compiles."""
-    code = "import sys, grn, grn._cli; assert 'matplotlib' not in sys.modules"
+    code = "import sys, grn, grn_cli.main; assert 'matplotlib' not in sys.modules"
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -236,7 +236,7 @@ def test_help_version_and_no_command(capsys):
 
 
 def test_solver_names_resolve():
-    from grn._cli import _make_solver, build_parser
+    from grn_cli.main import _make_solver, build_parser
 
     for name in SOLVERS:
         args = build_parser().parse_args(["simulate", "--solver", name, "--dt", "0.05"])

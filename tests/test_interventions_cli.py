@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from grn._cli import main
+from grn_cli.main import main
 
 GOOD = """
 [model]

@@ -197,11 +197,8 @@ def build_problem(config: dict):
     import diffrax
     import jax
 
+    import fitting
     import grn
-
-    from ._data import Measurements
-    from ._parameters import ParameterSpace, lognormal_factors
-    from ._problem import Problem
 
     path = config["path"]
     model = config["model"]
@@ -222,7 +219,7 @@ def build_problem(config: dict):
         if name not in network.species:
             _fail(path, f"model.x0.{name}", f"unknown species (species: {list(network.species)})")
     try:
-        space = ParameterSpace(config["free"], config["frozen"])
+        space = fitting.ParameterSpace(config["free"], config["frozen"])
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{path}: [parameters]: {err}") from None
     fit = config["fit"]
@@ -239,12 +236,12 @@ def build_problem(config: dict):
             _fail(path, f"model.cell_spread.{name}", "unknown parameter of the model")
     if config["cell_spread"] and not solver.stochastic:
         _fail(path, "model.cell_spread", "per-cell spread needs fit.solver = ssa, tau or cle")
-    measurements = Measurements.read(
+    measurements = fitting.Measurements.read(
         config["files"]["measurements"], config["files"].get("conditions")
     )
     try:
         observables = _observables(config)
-        problem = Problem(
+        problem = fitting.Problem(
             network,
             measurements,
             observables,
@@ -256,7 +253,7 @@ def build_problem(config: dict):
             snapshot_loss=fit["snapshot_loss"],
             snapshot_weight=float(fit["snapshot_weight"]),
             cell_params={
-                name: lognormal_factors(fit["n_cells"], float(sd))
+                name: fitting.lognormal_factors(fit["n_cells"], float(sd))
                 for name, sd in config["cell_spread"].items()
             },
         )
@@ -266,12 +263,12 @@ def build_problem(config: dict):
 
 
 def _observables(config):
-    from ._observables import as_observable
+    import fitting
 
     out = {}
     for name, spec in config["observables"].items():
         try:
-            out[name] = as_observable(spec, name)
+            out[name] = fitting.as_observable(spec, name)
         except (ValueError, TypeError) as err:
             raise ConfigError(f"{config['path']}: observables.{name}: {err}") from None
     return out
@@ -292,10 +289,8 @@ def _run(args, config) -> int:
     import jax
     import numpy as np
 
+    import fitting
     import grn
-
-    from ._fit import default_optimizer, fit
-    from ._uncertainty import profile_likelihood, standard_errors
 
     started = time.perf_counter()
     out = Path(args.out)
@@ -313,12 +308,14 @@ def _run(args, config) -> int:
     if not args.resume and checkpoint.exists():
         checkpoint.unlink()
     key = jax.random.key(settings["seed"])
-    result = fit(
+    result = fitting.fit(
         problem,
         key=jax.random.fold_in(key, 1),
         n_starts=settings["starts"],
         steps=settings["steps"],
-        optimizer=default_optimizer(float(settings["learning_rate"]), float(settings["max_norm"])),
+        optimizer=fitting.default_optimizer(
+            float(settings["learning_rate"]), float(settings["max_norm"])
+        ),
         patience=settings["patience"],
         rtol=float(settings["rtol"]),
         progress=not args.quiet,
@@ -330,11 +327,11 @@ def _run(args, config) -> int:
     deterministic = settings["solver"] in ("ode", "lna")
     stderr = identifiable = None
     if settings["stderr"] and deterministic and math.isfinite(result.loss):
-        se = standard_errors(problem, result)
+        se = fitting.standard_errors(problem, result)
         stderr, identifiable = se.stderr, se.identifiable
     profiles = None
     if settings["profile"] and math.isfinite(result.loss):
-        profiles = profile_likelihood(problem, result, progress=not args.quiet)
+        profiles = fitting.profile_likelihood(problem, result, progress=not args.quiet)
         identifiable = {n: p.identifiable for n, p in profiles.items()}
 
     files = {

@@ -173,10 +173,14 @@ def load_config(path) -> dict:
                 _fail(path, "scan.levels", f"levels must be in [0, 1], got {x}")
     out = cfg["outcome"]
     out.setdefault("kind", "sox10_low_fraction")
-    from ._interventions import OUTCOMES
+    import fitting
 
-    if out["kind"] not in OUTCOMES:
-        _fail(path, "outcome.kind", f"unknown outcome {out['kind']!r} (one of {list(OUTCOMES)})")
+    if out["kind"] not in fitting.OUTCOMES:
+        _fail(
+            path,
+            "outcome.kind",
+            f"unknown outcome {out['kind']!r} (one of {list(fitting.OUTCOMES)})",
+        )
     out["day"] = float(_num(path, "outcome.day", out.get("day", 29), positive=True))
     run = cfg["run"]
     run.setdefault("solver", "cle")
@@ -222,9 +226,8 @@ def build(cfg):
     """The network, base schedule, per-cell parameters, outcome, solver and key of a config."""
     import jax
 
+    import fitting
     import grn
-
-    from ._interventions import Intervention, check_targets, make_outcome
 
     path, model = cfg["path"], cfg["model"]
     if "builtin" in model:
@@ -245,10 +248,8 @@ def build(cfg):
     key_cells, key_sim = jax.random.split(key)
     n = cfg["run"]["n_cells"]
     if model.get("builtin") == "melanoma" and model.get("heterogeneity", True):
-        from grn.models._melanoma import melanoma_cell_params
-
         median = params.pop("kM1", None)
-        params.update(melanoma_cell_params(key_cells, n, kM1=median))
+        params.update(grn.models.melanoma_cell_params(key_cells, n, kM1=median))
     for name in cfg["protocol"]:
         if name not in network.inputs:
             _fail(path, f"protocol.{name}", f"not an input of the model ({list(network.inputs)})")
@@ -267,12 +268,14 @@ def build(cfg):
             ]
         base = grn.Schedule(times=times, values=values)
     try:
-        check_targets(network, [Intervention(t, 0.0) for t in cfg["scan"]["targets"]])
+        fitting.check_targets(
+            network, [fitting.Intervention(t, 0.0) for t in cfg["scan"]["targets"]]
+        )
     except ValueError as err:
         _fail(path, "scan.targets", str(err))
     out = cfg["outcome"]
     options = {"threshold": out["threshold"]} if "threshold" in out else {}
-    outcome = make_outcome(network, out["kind"], out["day"], **options)
+    outcome = fitting.make_outcome(network, out["kind"], out["day"], **options)
     run = cfg["run"]
     solver = {
         "ssa": lambda: grn.SSA(),
@@ -295,19 +298,22 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
     """Run a checked configuration, write every output into ``out``, return the summary."""
     import jax
 
+    import fitting
     import grn
-
-    from . import _interventions as iv
 
     started = time.perf_counter()
     network, base, params, outcome, solver, key = build(cfg)
-    scan_cfg, run, pre_h = cfg["scan"], cfg["run"], cfg["run"]["pre_days"] * iv.DAY
+    scan_cfg, run, pre_h = cfg["scan"], cfg["run"], cfg["run"]["pre_days"] * fitting.DAY
     key_scan, key_sens, key_opt = jax.random.split(key, 3)
     n_scen = 1 + len(scan_cfg["targets"]) * len(scan_cfg["start_h"]) * len(scan_cfg["duration_h"])
     log(f"scan: {n_scen} scenarios x {run['n_cells']} cells, {type(solver).__name__}")
     t0 = time.perf_counter()
-    extra = [iv.viable_cells(outcome.time_h / iv.DAY)] if outcome.name != "viable_cells" else []
-    result = iv.scan(
+    extra = (
+        [fitting.viable_cells(outcome.time_h / fitting.DAY)]
+        if outcome.name != "viable_cells"
+        else []
+    )
+    result = fitting.scan(
         network,
         base,
         scan_cfg["targets"],
@@ -325,7 +331,7 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         progress=progress,
     )
     timings = {"scan_s": time.perf_counter() - t0}
-    ranking = iv.rank(result)
+    ranking = fitting.rank(result)
     summary = {
         "config": str(cfg["path"]),
         "model": cfg["model"].get("builtin") or cfg["model"].get("sbml"),
@@ -343,8 +349,8 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         sc = cfg["sensitivity"]
         soft = outcome
         if outcome.name == "sox10_low_fraction":
-            soft = iv.sox10_low_fraction(
-                network, outcome.time_h / iv.DAY, outcome.per_cell.threshold, sc["softness"]
+            soft = fitting.sox10_low_fraction(
+                network, outcome.time_h / fitting.DAY, outcome.per_cell.threshold, sc["softness"]
             )
         log(
             f"sensitivity: {len(scan_cfg['targets'])} targets x {len(sc['bins_h']) - 1} bins, "
@@ -355,10 +361,10 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         if sc["around"] == "half":
             levels = scan_cfg["levels"]
             around = {
-                t: iv.midpoints(iv._levels_for(levels, t)[0], sc["panels"])
+                t: fitting.midpoints(fitting.levels_for(levels, t)[0], sc["panels"])
                 for t in scan_cfg["targets"]
             }
-        sens = iv.sensitivity(
+        sens = fitting.sensitivity(
             network,
             base,
             scan_cfg["targets"],
@@ -372,7 +378,7 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
             around=around,
         )
         timings["sensitivity_s"] = time.perf_counter() - t0
-        cmp = iv.compare(sens, result)
+        cmp = fitting.compare(sens, result)
         summary["sensitivity"] = {
             "outcome": soft.name,
             "solver": f"CLE(dt={sc['dt']})",
@@ -391,9 +397,9 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         oc = cfg["optimise"]
         soft = outcome
         if outcome.name == "sox10_low_fraction":
-            soft = iv.sox10_low_fraction(
+            soft = fitting.sox10_low_fraction(
                 network,
-                outcome.time_h / iv.DAY,
+                outcome.time_h / fitting.DAY,
                 outcome.per_cell.threshold,
                 cfg["sensitivity"].get("softness", 0.05),
             )
@@ -402,7 +408,7 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
             f"{oc['budget_h']} h, {oc['steps']} steps, {oc['n_cells']} cells"
         )
         t0 = time.perf_counter()
-        opt = iv.optimise_schedule(
+        opt = fitting.optimise_schedule(
             network,
             base,
             oc["inputs"],
@@ -761,7 +767,7 @@ def add_parser(commands) -> None:
             "one batched simulation, compute time-resolved sensitivities, optionally optimise a "
             "schedule under a dose budget, and write report.md, interventions.csv, ranking.csv, "
             "results.json and PNG figures into --out. CONFIG is a TOML file (see "
-            "`fitting._interventions_cli` or the README for the keys)."
+            "`grn_cli.interventions` or the README for the keys)."
         ),
     )
     p.add_argument("config", type=Path, metavar="CONFIG.toml")

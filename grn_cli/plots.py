@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from grn.models import DAY, DRUG
 
 
 def ensemble_stats(ys, result=None, cov_within=None):
@@ -99,4 +102,59 @@ def plot_trajectories(sol, path, n_single: int = 5, title: str | None = None) ->
     fig.suptitle(f"{title}  ({cells})" if title else cells)
     path = Path(path)
     fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_observables(obs: Mapping, path, schedule=None, title: str = "") -> Path:
+    """Write a PNG of `grn.models.melanoma_observables` against days: input levels (``schedule``),
+    SOX10-low fraction (± 2 standard errors), wave scores, priming, viable cells and the
+    bimodality coefficient of S (5/9 marked). Returns the path written."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    day = np.asarray(obs["day"])
+    fig = Figure(figsize=(13.0, 7.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 3, sharex=True).ravel()
+    if schedule is not None:
+        edges = np.append(np.asarray(schedule.times) / DAY, max(day[-1], schedule.times[-1] / DAY))
+        for k, (name, levels) in enumerate(schedule.values.items()):
+            levels = np.append(levels, levels[-1])
+            axes[0].step(edges, levels, where="post", color=f"C{k}", lw=2, label=name)
+            if name == DRUG:
+                for ax in axes:
+                    for a, b, on in zip(edges[:-1], edges[1:], levels[:-1] > 0):
+                        if on:
+                            ax.axvspan(a, min(b, day[-1]), color="0.9", lw=0, zorder=0)
+        axes[0].legend(fontsize="small")
+    axes[0].set(ylabel="input level", ylim=(-0.05, 1.05), title="protocol (grey: on BRAFi)")
+    p, se = np.asarray(obs["sox10_low_fraction"]), np.asarray(obs["sox10_low_se"])
+    band = np.clip(p - 2 * se, 0, 1), np.clip(p + 2 * se, 0, 1)
+    axes[1].fill_between(day, *band, color="C3", alpha=0.25, lw=0)
+    axes[1].plot(day, p, color="C3", lw=2)
+    axes[1].set(ylabel="fraction of cells", ylim=(-0.02, 1.02), title="SOX10-low (± 2 s.e.)")
+    axes[2].plot(day, obs["W1"], color="C1", lw=2, label="W1 (early, λ1-like)")
+    axes[2].plot(day, obs["W2"], color="C4", lw=2, label="W2 (late, λ2-like)")
+    axes[2].set(ylabel="mean per cell", title="wave scores")
+    axes[2].legend(fontsize="small")
+    axes[3].plot(day, obs["priming"], color="C2", lw=2)
+    axes[3].set(ylabel="mean B / (B + KBh)", title="apoptotic priming")
+    viable = np.asarray(obs["viable_cells"])
+    axes[4].plot(day, viable, color="k", lw=2)
+    axes[4].set(ylabel="per starting cell", title="viable cells")
+    if np.nanmin(viable) > 0 and np.nanmax(viable) > 20 * np.nanmin(viable):
+        axes[4].set_yscale("log")
+    axes[5].plot(day, obs["S_bimodality"], color="C0", lw=2)
+    axes[5].axhline(5 / 9, color="0.4", ls="--", lw=1, label="5/9")
+    axes[5].set(ylabel="Sarle's coefficient", title="SOX10 bimodality across cells")
+    axes[5].legend(fontsize="small")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.margins(x=0)
+    for ax in axes[3:]:
+        ax.set_xlabel("day")
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
     return path

@@ -1,4 +1,4 @@
-"""The ``grn`` command line: ``grn simulate`` (later ``demo``, ``fit``, ``interventions``, ...).
+"""The ``grn`` command line: ``grn simulate``, ``dsmts``, ``fit``, ``interventions``, ``demo``.
 
 Every sub-command writes machine-readable results and plots into an output folder. Bad options
 exit with status 2 and a one-line ``grn: error: ...`` message naming the culprit, no traceback.
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from grn import __version__
 
 SOLVERS = {
     "ssa": ("SSA", "exact stochastic simulation (Gillespie's direct method)"),
@@ -95,7 +95,7 @@ def _param(text: str) -> tuple[str, float]:
 
 # -- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from .models import BUILTIN
+    from grn.models import BUILTIN
 
     parser = argparse.ArgumentParser(
         prog="grn",
@@ -239,9 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dsmts.set_defaults(func=_dsmts)
 
-    from fitting._commands import register
+    from . import demo, fit, interventions
 
-    register(commands)
+    fit.add_parser(commands)
+    interventions.add_parser(commands)
+    demo.add_parser(commands)
     return parser
 
 
@@ -276,7 +278,7 @@ def _raised_by_grn(err: BaseException) -> bool:
     if tb is None:
         return True
     here = Path(__file__).resolve().parent
-    packages = (here, here.parent / "fitting")  # grn's and fitting's own validation
+    packages = (here, here.parent / "grn", here.parent / "fitting")  # the checks of all three
     return any(p in Path(tb.tb_frame.f_code.co_filename).resolve().parents for p in packages)
 
 
@@ -289,8 +291,6 @@ def _message(err: Exception) -> str:
 
 # -- grn dsmts ---------------------------------------------------------------------------------
 def _dsmts(args) -> int:
-    from . import _conformance
-
     cases = args.cases
     if cases is not None:
         bad = [c for c in cases if not c.isdigit()]
@@ -313,7 +313,7 @@ def _dsmts(args) -> int:
         "tau": lambda: grn.TauLeap(epsilon=0.01),
         "cle": lambda: grn.CLE(dt=0.01),
     }[args.solver]()
-    rows = _conformance.run_dsmts(
+    rows = grn.run_dsmts(
         cases,
         n_cells=args.cells,
         seed=args.seed,
@@ -326,7 +326,7 @@ def _dsmts(args) -> int:
         f"DSMTS conformance: {type(solver).__name__}, {args.cells} cells per case, seed "
         f"{args.seed} (`grn dsmts --solver {args.solver} --cells {args.cells} --seed {args.seed}`)"
     )
-    csv_path, md_path = _conformance.write_table(rows, args.out, title=title)
+    csv_path, md_path = grn.write_dsmts_table(rows, args.out, title=title)
     n_pass = sum(bool(r["pass"]) for r in rows)
     print(
         f"{n_pass} of {len(rows)} cases pass; wrote {csv_path} and {md_path} "
@@ -439,7 +439,7 @@ def _protocol_plan(args, network, overrides: dict, stochastic: bool):
     import jax
     import jax.numpy as jnp
 
-    from .models import _melanoma, _melanoma_protocols as mp
+    import grn.models as mp
 
     melanoma = args.model == "melanoma"
     protocol = args.protocol or ("braf" if melanoma else "none")
@@ -493,9 +493,9 @@ def _protocol_plan(args, network, overrides: dict, stochastic: bool):
     heterogeneity = None
     if melanoma and stochastic and not args.no_heterogeneity:
         key, key_cells = jax.random.split(key)
-        median = overrides.get("kM1", _melanoma.PARAMS["kM1"])
-        params.update(_melanoma.melanoma_cell_params(key_cells, args.cells, kM1=median))
-        heterogeneity = {"parameter": "kM1", "median": median, "log_sd": _melanoma.KM1_LOG_SD}
+        median = overrides.get("kM1", float(network.params["kM1"]))
+        params.update(mp.melanoma_cell_params(key_cells, args.cells, kM1=median))
+        heterogeneity = {"parameter": "kM1", "median": median, "log_sd": mp.KM1_LOG_SD}
     elif melanoma and not stochastic and not args.no_heterogeneity:
         print(f"{args.solver}: one kM1 (no per-cell heterogeneity)", file=sys.stderr)
 
@@ -524,16 +524,18 @@ def _protocol_plan(args, network, overrides: dict, stochastic: bool):
 
 def _write_observables(sol, out: Path, title: str, schedule) -> dict[str, Path]:
     """observables.csv (one row per output time) and observables.png of a melanoma run."""
-    from .models import _melanoma_protocols as mp
+    import grn.models
 
-    obs = mp.melanoma_observables(sol)
+    from .plots import plot_observables
+
+    obs = grn.models.melanoma_observables(sol)
     files = {"observables": out / "observables.csv", "observables_plot": out / "observables.png"}
     with open(files["observables"], "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(list(obs))
         for row in zip(*obs.values()):
             writer.writerow([repr(float(v)) for v in row])
-    mp.plot_observables(obs, files["observables_plot"], schedule=schedule, title=title)
+    plot_observables(obs, files["observables_plot"], schedule=schedule, title=title)
     return files
 
 
@@ -553,7 +555,7 @@ def _simulate_inner(args) -> int:
 
     import grn
 
-    from ._plots import ensemble_stats, plot_trajectories
+    from .plots import ensemble_stats, plot_trajectories
 
     started = time.perf_counter()
     network = grn.models.BUILTIN[args.model]()
