@@ -9,9 +9,10 @@ only) -> ``DIR/report.md`` with the ranked intervention points, and every file o
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
+
+from . import options
 
 SIZES = {
     # scan cells, scan starts (h), sensitivity cells, bins (h), optimisation steps and cells
@@ -100,22 +101,21 @@ def add_parser(commands) -> None:
         help="output folder (default: %(default)s)",
     )
     p.add_argument("--quick", action="store_true", help="small ensembles and grids")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="PRNG seed (default: 0)")
+    p.add_argument(
+        "--seed", type=options.seed, default=0, metavar="S", help="PRNG seed (default: 0)"
+    )
     p.add_argument("--skip-fit", action="store_true", help="use the model's parameters as they are")
-    p.set_defaults(func=_main)
+    p.set_defaults(func=run)
 
 
-def _main(args) -> int:
+def run(args) -> int:
+    """``grn demo``: returns the exit status."""
     import fitting
 
-    from .interventions import ConfigError, _fmt_h, load_config, run_config
+    from .interventions import load_config, print_ranking, run_config, write_outputs
 
     started = time.perf_counter()
-    out = args.out
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    out = options.output_folder(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.skip_fit:
         fitted = {"status": "skipped (--skip-fit)", "params": {}}
@@ -124,22 +124,16 @@ def _main(args) -> int:
         fitted = fitting.demo_fit(steps, args.seed, out)
     config = out / "interventions.toml"
     config.write_text(config_text(fitted["params"], args.quick, args.seed))
-    summary = run_config(load_config(config), out, progress=True)
-    summary["fit"] = fitted
-    summary["demo"] = {
+    ran = run_config(load_config(config), progress=True)
+    ran.summary["fit"] = fitted
+    ran.summary["demo"] = {
         "quick": args.quick,
         "seed": args.seed,
         "total_s": time.perf_counter() - started,
     }
-    (out / "results.json").write_text(json.dumps(summary, indent=1, default=str))
-    report = (out / "report.md").read_text()
-    (out / "report.md").write_text(_fit_section(fitted, args) + report)
-    for r in summary["ranking"]:
-        print(
-            f"{r['rank']}. {r['target']} {r['level']:g}: benefit {r['benefit']:.3g} ± "
-            f"{r['benefit_se']:.2g}, window {_fmt_h(r['window_h'])}"
-        )
-    print(f"wrote {out / 'report.md'} ({summary['demo']['total_s']:.0f} s)")
+    write_outputs(out, ran, args, head=_fit_section(fitted, args))
+    print_ranking(ran.summary["ranking"])
+    print(f"wrote {out / 'report.md'} ({ran.summary['demo']['total_s']:.0f} s)")
     return 0
 
 

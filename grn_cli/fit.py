@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import csv
-import datetime
-import json
 import math
-import platform
 import sys
 import time
-import tomllib
 from pathlib import Path
 
-SECTIONS = {"model", "data", "observables", "parameters", "fit"}
+from . import config as checks, options, provenance
+from .config import ConfigError, fail
+
 FIT_KEYS = {
     "solver": "lna",
     "n_cells": 1000,
@@ -33,13 +31,16 @@ FIT_KEYS = {
     "float64": False,
     "gradient": "reverse",
 }
+SECTIONS = {
+    "model": ("builtin", "sbml", "x0", "cell_spread"),
+    "data": ("measurements", "conditions"),
+    "observables": None,  # name = expression or table
+    "parameters": None,  # name = value (frozen) or {init, lower, upper, scale}
+    "fit": tuple(FIT_KEYS),
+}
 SOLVER_NAMES = ("ssa", "tau", "cle", "ode", "lna")
 METHODS = ("kvaerno5", "tsit5", "dopri5")
 """``fit.method`` of the ode/lna solvers: explicit RK (tsit5, default; dopri5) or stiff kvaerno5."""
-
-
-class ConfigError(ValueError):
-    """A bad config: the message names the file and the key."""
 
 
 def add_parser(commands) -> None:
@@ -64,96 +65,55 @@ def add_parser(commands) -> None:
     parser.set_defaults(func=run)
 
 
-def _fail(path: Path, key: str, message: str):
-    raise ConfigError(f"{path}: {key}: {message}")
-
-
-def _number(path, key, value, integer=False, positive=True, allow_none=False):
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if integer:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value):
-        _fail(path, key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
-    if positive and value <= 0:
-        _fail(path, key, f"must be positive, got {value!r}")
-    return value
-
-
 def _non_negative_table(path, model: dict, key: str, what: str) -> dict:
     """``[model.KEY]`` (default empty): a table of names to non-negative numbers."""
     table = model.get(key, {})
     if not isinstance(table, dict):
-        _fail(path, f"model.{key}", f"must be a table of {what}")
+        fail(path, f"model.{key}", f"must be a table of {what}")
     for name, value in table.items():
-        _number(path, f"model.{key}.{name}", value, positive=False)
-        if value < 0:
-            _fail(path, f"model.{key}.{name}", f"must be non-negative, got {value!r}")
+        checks.number(path, f"model.{key}.{name}", value, minimum=0)
     return table
 
 
 def load_config(path: Path) -> dict:
     """Read and check a fit config; every error names the offending key."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    for section in raw:
-        if section not in SECTIONS:
-            _fail(path, section, f"unknown section (expected {sorted(SECTIONS)})")
-    for section in ("model", "data", "observables", "parameters"):
-        if not isinstance(raw.get(section), dict) or not raw[section]:
-            _fail(path, f"[{section}]", "missing or empty section")
-
+    raw = checks.read(path, SECTIONS, nonempty=("model", "data", "observables", "parameters"))
     model = raw["model"]
-    for key in model:
-        if key not in ("builtin", "sbml", "x0", "cell_spread"):
-            _fail(path, f"model.{key}", "unknown key (expected builtin, sbml, x0, cell_spread)")
-    if ("builtin" in model) == ("sbml" in model):
-        _fail(path, "model", "give exactly one of builtin = NAME or sbml = FILE")
+    checks.model_source(path, model)
     x0 = _non_negative_table(path, model, "x0", "species = count")
     spread = _non_negative_table(path, model, "cell_spread", "parameter = log-normal sd")
 
     data = raw["data"]
-    for key in data:
-        if key not in ("measurements", "conditions"):
-            _fail(path, f"data.{key}", "unknown key (expected measurements, conditions)")
     if "measurements" not in data:
-        _fail(path, "data.measurements", "missing (the measurement table's path)")
+        fail(path, "data.measurements", "missing (the measurement table's path)")
     files = {}
     for key in ("measurements", "conditions"):
         if key in data:
             if not isinstance(data[key], str):
-                _fail(path, f"data.{key}", f"must be a path string, got {data[key]!r}")
+                fail(path, f"data.{key}", f"must be a path string, got {data[key]!r}")
             file = (path.parent / data[key]).resolve()
             if not file.is_file():
-                _fail(path, f"data.{key}", f"file {str(file)!r} not found")
+                fail(path, f"data.{key}", f"file {str(file)!r} not found")
             files[key] = file
 
-    fit = dict(FIT_KEYS)
-    for key, value in raw.get("fit", {}).items():
-        if key not in FIT_KEYS:
-            _fail(path, f"fit.{key}", f"unknown key (expected {sorted(FIT_KEYS)})")
-        fit[key] = value
+    fit = dict(FIT_KEYS) | raw.get("fit", {})
     if fit["method"] not in METHODS:
-        _fail(path, "fit.method", f"must be one of {METHODS}, got {fit['method']!r}")
+        fail(path, "fit.method", f"must be one of {METHODS}, got {fit['method']!r}")
     if fit["gradient"] not in ("reverse", "forward"):
-        _fail(path, "fit.gradient", f"must be 'reverse' or 'forward', got {fit['gradient']!r}")
+        fail(path, "fit.gradient", f"must be 'reverse' or 'forward', got {fit['gradient']!r}")
     if fit["solver"] not in SOLVER_NAMES:
-        _fail(path, "fit.solver", f"must be one of {SOLVER_NAMES}, got {fit['solver']!r}")
+        fail(path, "fit.solver", f"must be one of {SOLVER_NAMES}, got {fit['solver']!r}")
     for key in ("n_cells", "steps", "starts", "checkpoint_every"):
-        _number(path, f"fit.{key}", fit[key], integer=True)
-    _number(path, "fit.patience", fit["patience"], integer=True, allow_none=True)
-    _number(path, "fit.seed", fit["seed"], integer=True, positive=False)
+        checks.number(path, f"fit.{key}", fit[key], integer=True, positive=True)
+    checks.number(
+        path, "fit.patience", fit["patience"], integer=True, positive=True, allow_none=True
+    )
+    checks.number(path, "fit.seed", fit["seed"], integer=True, minimum=0)
     for key in ("learning_rate", "max_norm", "dt", "rtol", "snapshot_weight"):
-        _number(path, f"fit.{key}", fit[key])
+        checks.number(path, f"fit.{key}", fit[key], positive=True)
     for key in ("stderr", "profile", "float64"):
-        if not isinstance(fit[key], bool):
-            _fail(path, f"fit.{key}", f"must be true or false, got {fit[key]!r}")
-    if fit["seed"] < 0:
-        _fail(path, "fit.seed", f"must be non-negative, got {fit['seed']}")
+        checks.flag(path, f"fit.{key}", fit[key])
 
     params_free, params_frozen = {}, {}
     for name, spec in raw["parameters"].items():
@@ -161,24 +121,24 @@ def load_config(path: Path) -> dict:
             params_frozen[name] = float(spec)
             continue
         if not isinstance(spec, dict):
-            _fail(path, f"parameters.{name}", "must be a number (frozen) or a table {init, ...}")
+            fail(path, f"parameters.{name}", "must be a number (frozen) or a table {init, ...}")
         for key in spec:
             if key not in ("init", "lower", "upper", "scale"):
-                _fail(path, f"parameters.{name}.{key}", "unknown key (init, lower, upper, scale)")
+                fail(path, f"parameters.{name}.{key}", "unknown key (init, lower, upper, scale)")
         for key in ("init", "lower", "upper"):
             if key not in spec:
-                _fail(path, f"parameters.{name}.{key}", "missing")
-            _number(path, f"parameters.{name}.{key}", spec[key], positive=False)
+                fail(path, f"parameters.{name}.{key}", "missing")
+            checks.number(path, f"parameters.{name}.{key}", spec[key])
         scale = spec.get("scale", "log")
         if scale not in ("log", "linear"):
-            _fail(path, f"parameters.{name}.scale", f"must be 'log' or 'linear', got {scale!r}")
+            fail(path, f"parameters.{name}.scale", f"must be 'log' or 'linear', got {scale!r}")
         params_free[name] = {**spec, "scale": scale}
     if not params_free:
-        _fail(path, "[parameters]", "no free parameter (give at least one {init, lower, upper})")
+        fail(path, "parameters", "no free parameter (give at least one {init, lower, upper})")
 
     for name, spec in raw["observables"].items():
         if not isinstance(spec, str | dict):
-            _fail(path, f"observables.{name}", "must be an expression string or a table")
+            fail(path, f"observables.{name}", "must be an expression string or a table")
     return {
         "path": path,
         "model": model,
@@ -201,27 +161,14 @@ def build_problem(config: dict):
     import grn
 
     path = config["path"]
-    model = config["model"]
-    if "builtin" in model:
-        if model["builtin"] not in grn.models.BUILTIN:
-            _fail(
-                path,
-                "model.builtin",
-                f"unknown model {model['builtin']!r} (built-in: {list(grn.models.BUILTIN)})",
-            )
-        network = grn.models.BUILTIN[model["builtin"]]()
-    else:
-        file = (path.parent / model["sbml"]).resolve()
-        if not file.is_file():
-            _fail(path, "model.sbml", f"file {str(file)!r} not found")
-        network = grn.load_sbml(file)
+    network = checks.network(path, config["model"])
     for name in config["x0"]:
         if name not in network.species:
-            _fail(path, f"model.x0.{name}", f"unknown species (species: {list(network.species)})")
+            fail(path, f"model.x0.{name}", f"unknown species (species: {list(network.species)})")
     try:
         space = fitting.ParameterSpace(config["free"], config["frozen"])
     except (ValueError, TypeError) as err:
-        raise ConfigError(f"{path}: [parameters]: {err}") from None
+        fail(path, "parameters", str(err))
     fit = config["fit"]
     method = {"kvaerno5": diffrax.Kvaerno5, "tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}
     solver = {
@@ -233,9 +180,9 @@ def build_problem(config: dict):
     }[fit["solver"]]()
     for name in config["cell_spread"]:
         if name not in network.params:
-            _fail(path, f"model.cell_spread.{name}", "unknown parameter of the model")
+            fail(path, f"model.cell_spread.{name}", "unknown parameter of the model")
     if config["cell_spread"] and not solver.stochastic:
-        _fail(path, "model.cell_spread", "per-cell spread needs fit.solver = ssa, tau or cle")
+        fail(path, "model.cell_spread", "per-cell spread needs fit.solver = ssa, tau or cle")
     measurements = fitting.Measurements.read(
         config["files"]["measurements"], config["files"].get("conditions")
     )
@@ -270,7 +217,7 @@ def _observables(config):
         try:
             out[name] = fitting.as_observable(spec, name)
         except (ValueError, TypeError) as err:
-            raise ConfigError(f"{config['path']}: observables.{name}: {err}") from None
+            fail(config["path"], f"observables.{name}", str(err))
     return out
 
 
@@ -290,18 +237,19 @@ def _run(args, config) -> int:
     import numpy as np
 
     import fitting
-    import grn
+
+    from .plots import plot_fit, plot_history
 
     started = time.perf_counter()
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
+    out = options.output_folder(args.out)
     problem, measurements = build_problem(config)
     settings = config["fit"]
     if not problem.pathwise:
-        raise ConfigError(
-            f"{config['path']}: fit.solver: {settings['solver']!r} simulates piecewise-constant "
-            f"paths with no pathwise gradient; fit with 'lna', 'ode' or 'cle'"
+        fail(
+            config["path"],
+            "fit.solver",
+            f"{settings['solver']!r} simulates piecewise-constant paths with no pathwise "
+            "gradient; fit with 'lna', 'ode' or 'cle'",
         )
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.npz"
@@ -347,10 +295,9 @@ def _run(args, config) -> int:
         writer.writerow(["step", *[f"loss_start{i}" for i in range(n_starts)], "best"])
         for step, row in enumerate(result.history):
             writer.writerow([step, *[repr(float(v)) for v in row], repr(float(np.min(row)))])
-    _plot_fit(problem, measurements, result, files["plot"])
-    _plot_history(result, files["history_plot"])
+    plot_fit(problem, measurements, result, files["plot"])
+    plot_history(result, files["history_plot"])
     report = {
-        "command": "fit",
         "config": str(config["path"]),
         "params": result.params,
         "loss": result.loss,
@@ -377,16 +324,8 @@ def _run(args, config) -> int:
         "starts": result.to_json()["starts"],
         "n_measurements": len(measurements),
         "wall_time_s": time.perf_counter() - started,
-        "versions": {
-            "grn": grn.__version__,
-            "jax": jax.__version__,
-            "python": platform.python_version(),
-        },
-        "device": jax.default_backend(),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "files": {k: p.name for k, p in files.items()},
     }
-    files["fit"].write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
+    provenance.write(files["fit"], report, args, files)
     shown = ", ".join(f"{k} = {v:.4g}" for k, v in result.params.items())
     print(f"loss {result.loss:.6g} after {result.n_steps} steps: {shown}")
     print(f"wrote {', '.join(p.name for p in files.values())} to {out}/")
@@ -394,67 +333,3 @@ def _run(args, config) -> int:
         print("grn: error: every start failed (infinite loss)", file=sys.stderr)
         return 1
     return 0
-
-
-def _plot_fit(problem, measurements, result, path):
-    """Data (points, error bars; single cells as dots) against the fitted model, one panel per
-    (observable, condition)."""
-    import jax.numpy as jnp
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    values = {k: jnp.asarray(v) for k, v in result.params.items()}
-    t_end = float(np.max(measurements.time))
-    ts = jnp.linspace(0.0, t_end if t_end > 0 else 1.0, 101)
-    summary, _, _ = problem.predict(values, ts=ts, hard=True)  # hard thresholds for reporting
-    summary = np.asarray(summary, np.float64)
-    obs, conds = problem.observable_ids, problem.condition_ids
-    fig = Figure(figsize=(4.0 * len(conds) + 1, 2.8 * len(obs) + 0.8), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(obs), len(conds), squeeze=False, sharex=True)
-    for i, o in enumerate(obs):
-        for j, c in enumerate(conds):
-            ax = axes[i, j]
-            rows = (measurements.observable == o) & (measurements.condition == c)
-            cell = rows & measurements.is_cell
-            pop = rows & ~measurements.is_cell
-            if cell.any():
-                ax.plot(
-                    measurements.time[cell], measurements.value[cell], ".", color="0.6", ms=2,
-                    label="single cells",
-                )  # fmt: skip
-            if pop.any():
-                ax.errorbar(
-                    measurements.time[pop], measurements.value[pop], measurements.sigma[pop],
-                    fmt="o", color="k", ms=4, capsize=2, label="data",
-                )  # fmt: skip
-            ax.plot(np.asarray(ts), summary[i, j], color="C0", lw=2, label="fitted model")
-            ax.set_title(f"{o} — {c}", fontsize="medium")
-            ax.grid(alpha=0.3)
-            if i == len(obs) - 1:
-                ax.set_xlabel("time")
-    axes[0, 0].legend(fontsize="small")
-    fig.suptitle(f"fit: loss {result.loss:.4g}")
-    fig.savefig(path, dpi=110)
-
-
-def _plot_history(result, path):
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    history = np.asarray(result.history, np.float64)
-    shift = np.nanmin(np.where(np.isfinite(history), history, np.nan)) if history.size else 0.0
-    for i in range(history.shape[1] if history.ndim == 2 else 0):
-        ax.plot(history[:, i] - shift + 1.0, lw=1, label=f"start {i}")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss - min + 1")
-    ax.grid(alpha=0.3)
-    if history.ndim == 2 and history.shape[1] <= 10:
-        ax.legend(fontsize="small")
-    fig.savefig(path, dpi=110)

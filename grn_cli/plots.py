@@ -1,4 +1,6 @@
-"""Plots of simulation results (matplotlib's Agg backend, imported lazily)."""
+"""The command line's figures (matplotlib's Agg backend, imported lazily): ``grn simulate``'s
+trajectories and melanoma observables, ``grn fit``'s fit and loss history, ``grn interventions``'
+heatmap, benefit, sensitivity, scenario and schedule plots."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 from grn.models import DAY, DRUG
 
 
+# -- grn simulate ----------------------------------------------------------------------------------
 def ensemble_stats(ys, result=None, cov_within=None):
     """Mean and standard deviation over cells, per output time and species, in float64.
 
@@ -158,3 +161,223 @@ def plot_observables(obs: Mapping, path, schedule=None, title: str = "") -> Path
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
+
+
+# -- grn fit ---------------------------------------------------------------------------------------
+def plot_fit(problem, measurements, result, path):
+    """Data (points, error bars; single cells as dots) against the fitted model, one panel per
+    (observable, condition)."""
+    import jax.numpy as jnp
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    values = {k: jnp.asarray(v) for k, v in result.params.items()}
+    t_end = float(np.max(measurements.time))
+    ts = jnp.linspace(0.0, t_end if t_end > 0 else 1.0, 101)
+    summary, _, _ = problem.predict(values, ts=ts, hard=True)  # hard thresholds for reporting
+    summary = np.asarray(summary, np.float64)
+    obs, conds = problem.observable_ids, problem.condition_ids
+    fig = Figure(figsize=(4.0 * len(conds) + 1, 2.8 * len(obs) + 0.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(obs), len(conds), squeeze=False, sharex=True)
+    for i, o in enumerate(obs):
+        for j, c in enumerate(conds):
+            ax = axes[i, j]
+            rows = (measurements.observable == o) & (measurements.condition == c)
+            cell = rows & measurements.is_cell
+            pop = rows & ~measurements.is_cell
+            if cell.any():
+                ax.plot(
+                    measurements.time[cell], measurements.value[cell], ".", color="0.6", ms=2,
+                    label="single cells",
+                )  # fmt: skip
+            if pop.any():
+                ax.errorbar(
+                    measurements.time[pop], measurements.value[pop], measurements.sigma[pop],
+                    fmt="o", color="k", ms=4, capsize=2, label="data",
+                )  # fmt: skip
+            ax.plot(np.asarray(ts), summary[i, j], color="C0", lw=2, label="fitted model")
+            ax.set_title(f"{o} — {c}", fontsize="medium")
+            ax.grid(alpha=0.3)
+            if i == len(obs) - 1:
+                ax.set_xlabel("time")
+    axes[0, 0].legend(fontsize="small")
+    fig.suptitle(f"fit: loss {result.loss:.4g}")
+    fig.savefig(path, dpi=110)
+
+
+def plot_history(result, path):
+    """Loss against step, one line per start (shifted to be positive, log scale)."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    history = np.asarray(result.history, np.float64)
+    shift = np.nanmin(np.where(np.isfinite(history), history, np.nan)) if history.size else 0.0
+    for i in range(history.shape[1] if history.ndim == 2 else 0):
+        ax.plot(history[:, i] - shift + 1.0, lw=1, label=f"start {i}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss - min + 1")
+    ax.grid(alpha=0.3)
+    if history.ndim == 2 and history.shape[1] <= 10:
+        ax.legend(fontsize="small")
+    fig.savefig(path, dpi=110)
+
+
+# -- grn interventions -----------------------------------------------------------------------------
+def _plt():
+    """pyplot on the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_heatmap(result, path) -> Path:
+    """Outcome (colour) and benefit (text) for target x start time, first level and duration."""
+    plt = _plt()
+    targets = list(dict.fromkeys(r["target"] for r in result.rows))
+    starts = sorted({r["start_h"] for r in result.rows})
+    grid = np.full((len(targets), len(starts)), np.nan)
+    ben = np.full_like(grid, np.nan)
+    for t in targets:
+        rows = [r for r in result.rows if r["target"] == t]
+        level, dur = rows[0]["level"], max(r["duration_h"] for r in rows)
+        for r in rows:
+            if r["level"] == level and r["duration_h"] == dur:
+                i, j = targets.index(t), starts.index(r["start_h"])
+                grid[i, j], ben[i, j] = r["outcome"], r["benefit"]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(starts), 1.0 + 0.6 * len(targets)))
+    im = ax.imshow(
+        grid, aspect="auto", cmap="viridis_r" if result.outcome.better == "lower" else "viridis"
+    )
+    for i in range(len(targets)):
+        for j in range(len(starts)):
+            ax.text(j, i, f"{ben[i, j]:+.2g}", ha="center", va="center", fontsize=7, color="w")
+    ax.set_xticks(range(len(starts)), [f"{s:g}" for s in starts])
+    ax.set_yticks(range(len(targets)), targets)
+    ax.set_xlabel("start (h)")
+    fig.colorbar(im, ax=ax, label=f"{result.outcome.name} (base {result.base[0]:.3g})")
+    ax.set_title("outcome by target and start (text: benefit)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_benefit_vs_start(result, path) -> Path:
+    """Benefit ± SE against start time, one line per target (first level, longest duration)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for t in dict.fromkeys(r["target"] for r in result.rows):
+        rows = [r for r in result.rows if r["target"] == t]
+        level, dur = rows[0]["level"], max(r["duration_h"] for r in rows)
+        rows = sorted(
+            (r for r in rows if r["level"] == level and r["duration_h"] == dur),
+            key=lambda r: r["start_h"],
+        )
+        x = [r["start_h"] for r in rows]
+        ax.errorbar(
+            x,
+            [r["benefit"] for r in rows],
+            [r["benefit_se"] for r in rows],
+            marker="o",
+            capsize=2,
+            label=f"{t} {level:g}",
+        )
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xscale("symlog", linthresh=24)
+    ax.set_xlabel("start (h)")
+    ax.set_ylabel(f"benefit ({result.outcome.name})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_sensitivity(sens, path) -> Path:
+    """Benefit per unit level per hour of each target in each time bin, ± SE."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    e = sens.edges
+    gain_sign = -sens.outcome.sign
+    for t, target in enumerate(sens.targets):
+        per_h = gain_sign * sens.grad[t] / np.diff(e)
+        se = sens.se[t] / np.diff(e)
+        ax.stairs(per_h, e, label=target)
+        ax.errorbar(0.5 * (e[1:] + e[:-1]), per_h, se, fmt="none", capsize=2, color="grey")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xscale("symlog", linthresh=24)
+    ax.set_xlim(e[0], e[-1])
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("benefit per unit level per hour")
+    ax.set_title(f"time-resolved sensitivity of {sens.outcome.name}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_scenario_trajectories(result, path, species=("S", "W1", "W2", "B")) -> Path:
+    """Ensemble means of a few species and the viable cells: base and each target's earliest
+    intervention."""
+    plt = _plt()
+    run = result.run
+    names = [s for s in species if s in run.species] or list(run.species[:4])
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(3.2 * (len(names) + 1), 3))
+    picks, seen = {"base": 0}, set()
+    for i, r in enumerate(result.rows):
+        if (r["target"], r["level"]) not in seen:  # rows are ordered by start within a target
+            seen.add((r["target"], r["level"]))
+            picks[f"{r['target']} {r['level']:g} from {r['start_h']:g} h"] = i + 1
+    days = run.ts / 24.0
+    for label, k in picks.items():
+        style = {"color": "k", "lw": 2} if k == 0 else {"lw": 1}
+        for ax, s in zip(axes, names):
+            ax.plot(days, run.mean[k, :, run.species.index(s)], label=label, **style)
+        axes[-1].plot(days, run.viable[k], **style)
+    for ax, s in zip(axes, names):
+        ax.set_title(f"mean {s}", fontsize=9)
+        ax.set_xlabel("day")
+    axes[-1].set_yscale("log")
+    axes[-1].set_title("viable cells per cell", fontsize=9)
+    axes[-1].set_xlabel("day")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_optimised(opt, path) -> Path:
+    """Optimised per-bin levels of each input against its best constant level."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, name in enumerate(opt.inputs):
+        ax.stairs(opt.levels[i], opt.edges, label=f"{name} optimised", lw=2)
+        ax.hlines(
+            opt.constant[i],
+            opt.edges[0],
+            opt.edges[-1],
+            linestyles="--",
+            label=f"{name} best constant",
+            color=f"C{i}",
+        )
+    ax.set_xscale("symlog", linthresh=24)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("level")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
