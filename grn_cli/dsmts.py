@@ -75,6 +75,7 @@ def run(args) -> int:
             raise options.UsageError(
                 f"--cases takes case numbers such as 1 or 00001, got {bad[0]!r}"
             )
+    out = options.output_folder(args.out)
     started = time.perf_counter()
 
     def show(row):
@@ -105,17 +106,17 @@ def run(args) -> int:
         f"DSMTS conformance: {type(solver).__name__}, {args.cells} cells per case, seed "
         f"{args.seed} (`grn dsmts --solver {args.solver} --cells {args.cells} --seed {args.seed}`)"
     )
-    csv_path, md_path = grn.write_dsmts_table(rows, args.out, title=title)
+    csv_path, md_path = grn.write_dsmts_table(rows, out, title=title)
     n_pass = sum(bool(r["pass"]) for r in rows)
     record = {
         "options": {k: getattr(args, k) for k in ("cases", "solver", "cells", "seed", "batch_size")}
-        | {"suite": None if args.suite is None else str(args.suite), "out": str(args.out)},
+        | {"suite": None if args.suite is None else str(args.suite), "out": str(out)},
         "passed": n_pass,
         "cases": len(rows),
         "wall_time_s": time.perf_counter() - started,
     }
     run_path = provenance.write(
-        args.out / "run.json", record, args, {"table": csv_path, "report": md_path}
+        out / "run.json", record, args, {"table": csv_path, "report": md_path}
     )
     print(
         f"{n_pass} of {len(rows)} cases pass; wrote {csv_path}, {md_path} and {run_path} "
