@@ -293,4 +293,3 @@ def melanoma_observables(
         "S_bimodality": bc,
     }
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
-
