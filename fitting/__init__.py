@@ -4,6 +4,7 @@ The public surface; implementation lives in the ``_``-prefixed modules.
 """
 
 from ._data import Measurements as Measurements
+from ._demo import demo_fit as demo_fit
 from ._fit import FitResult as FitResult, default_optimizer as default_optimizer, fit as fit
 from ._gradients import (
     GradientEstimate as GradientEstimate,
@@ -32,7 +33,7 @@ from ._losses import (
     gaussian_nll as gaussian_nll,
     moment_nll as moment_nll,
 )
-from ._observables import Observable as Observable
+from ._observables import Observable as Observable, as_observable as as_observable
 from ._parameters import (
     Parameter as Parameter,
     ParameterSpace as ParameterSpace,
@@ -45,4 +46,16 @@ from ._uncertainty import (
     hessian as hessian,
     profile_likelihood as profile_likelihood,
     standard_errors as standard_errors,
+)
+
+# isort: split
+# Temporary: intervention names the command line needs (superseded by the interventions split).
+from ._interventions import (  # noqa: F401
+    DAY as DAY,
+    OUTCOMES as OUTCOMES,
+    Optimised as Optimised,
+    ScanResult as ScanResult,
+    Sensitivity as Sensitivity,
+    _levels_for as levels_for,
+    check_targets as check_targets,
 )

@@ -1,6 +1,7 @@
 """grn: differentiable, GPU-ready stochastic simulation of gene-regulatory networks in JAX."""
 
 from . import models as models
+from ._conformance import run_dsmts as run_dsmts, write_table as write_dsmts_table  # noqa: F401
 from ._network import Event as Event, Network as Network, Reaction as Reaction
 from ._rate_laws import (
     AbstractRateLaw as AbstractRateLaw,

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import grn
-from grn._cli import SOLVERS, main
+from grn_cli.main import main
+from grn_cli.simulate import SOLVERS
 
 N_CELLS, N_POINTS, T_END = 50, 11, 10.0
 
@@ -29,7 +30,7 @@ def _ssa_argv(out):
 @pytest.fixture(scope="module", autouse=True)
 def bare_import():
     """``import grn`` in a fresh interpreter, started first so it overlaps the compiles."""
-    code = "import sys, grn, grn._cli; assert 'matplotlib' not in sys.modules"
+    code = "import sys, grn, grn_cli.main; assert 'matplotlib' not in sys.modules"
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -236,11 +237,12 @@ def test_help_version_and_no_command(capsys):
 
 
 def test_solver_names_resolve():
-    from grn._cli import _make_solver, build_parser
+    from grn_cli.main import build_parser
+    from grn_cli.simulate import make_solver
 
     for name in SOLVERS:
         args = build_parser().parse_args(["simulate", "--solver", name, "--dt", "0.05"])
-        solver = _make_solver(args)
+        solver = make_solver(args)
         assert isinstance(solver, grn.AbstractSolver)
         assert getattr(solver, "dt", 0.05) == 0.05
 

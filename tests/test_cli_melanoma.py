@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import grn
-from grn._cli import main
 from grn.models._melanoma import KM1_LOG_SD, PARAMS, X0
+from grn_cli.main import main
 
 N_CELLS = 8
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from fitting._demo import config_text
-from fitting._interventions_cli import load_config
-from grn._cli import main
+from grn_cli.demo import config_text
+from grn_cli.interventions import load_config
+from grn_cli.main import main
 
 
 @pytest.mark.parametrize("quick", [True, False])

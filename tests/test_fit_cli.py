@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fitting
-from fitting._fit_cli import build_problem, load_config
-from grn._cli import main
+from grn_cli.fit import build_problem, load_config
+from grn_cli.main import main
 
 ALPHA, MU, SIGMA = 10.0, 1.0, 0.5
 

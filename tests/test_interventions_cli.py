@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from grn._cli import main
+from grn_cli.main import main
 
 GOOD = """
 [model]
@@ -43,14 +43,14 @@ chunk = 3
 @pytest.mark.parametrize(
     "old, new, message",
     [
-        ("[scan]", "[scann]", r"\[scann\] unknown section"),
-        ("duration_h = [240]", "duration_h = [240]\nstarts = [1]", r"\[scan.starts\] unknown key"),
-        ("EPIi = 0.8 }", "EPIi = 1.8 }", r"\[scan.levels.EPIi\] levels must be in \[0, 1\]"),
-        ("duration_h = [240]", "duration_h = [-5]", r"\[scan.duration_h\] must be positive"),
+        ("[scan]", "[scann]", r"scann: unknown section"),
+        ("duration_h = [240]", "duration_h = [240]\nstarts = [1]", r"scan\.starts: unknown key"),
+        ("EPIi = 0.8 }", "EPIi = 1.8 }", r"scan\.levels\.EPIi: levels must be in \[0, 1\]"),
+        ("duration_h = [240]", "duration_h = [-5]", r"scan\.duration_h: must be positive"),
         ('["NAC", "EPIi"]', '["NAC", "NFKBx"]', r"no level for target 'NFKBx'"),
-        ('kind = "sox10_low_fraction"', 'kind = "tumour"', r"\[outcome.kind\] unknown outcome"),
-        ('solver = "cle"', 'solver = "rk4"', r"\[run.solver\] unknown solver 'rk4'"),
-        ("BRAFi = [[0.0, 0.95]]", "BRAFx = [[0.0, 0.95]]", r"\[protocol.BRAFx\] not an input"),
+        ('kind = "sox10_low_fraction"', 'kind = "tumour"', r"outcome\.kind: unknown outcome"),
+        ('solver = "cle"', 'solver = "rk4"', r"run\.solver: unknown solver 'rk4'"),
+        ("BRAFi = [[0.0, 0.95]]", "BRAFx = [[0.0, 0.95]]", r"protocol\.BRAFx: not an input"),
         ("[model]", "[model\n", "not valid TOML"),
     ],
 )

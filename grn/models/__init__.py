@@ -1,10 +1,17 @@
 """Built-in networks: the melanoma BRAFi stress-response model and small reference models."""
 
-from ._melanoma import melanoma as melanoma, melanoma_cell_params as melanoma_cell_params
+from ._melanoma import (
+    KM1_LOG_SD as KM1_LOG_SD,
+    melanoma as melanoma,
+    melanoma_cell_params as melanoma_cell_params,
+)
 from ._melanoma_protocols import (
+    DAY as DAY,
+    DRUG as DRUG,
     apoptotic_priming as apoptotic_priming,
     bimodality_coefficient as bimodality_coefficient,
     braf_schedule as braf_schedule,
+    default_sox10_threshold as default_sox10_threshold,
     melanoma_observables as melanoma_observables,
     protocol_times as protocol_times,
     sox10_low_fraction as sox10_low_fraction,
@@ -31,3 +38,17 @@ BUILTIN = {
     "vilar_oscillator": vilar_oscillator,
 }
 """Name -> constructor of every built-in network (the CLI and configs use these names)."""
+
+
+def __getattr__(name: str):
+    """``synthetic_paths`` and ``SYNTHETIC_OBSERVABLES`` of the bundled synthetic melanoma data,
+    imported on first use (their module also runs as a script: ``python -m``)."""
+    if name in ("synthetic_paths", "SYNTHETIC_OBSERVABLES"):
+        from . import _melanoma_data
+
+        return (
+            _melanoma_data.synthetic_paths
+            if name == "synthetic_paths"
+            else _melanoma_data.OBSERVABLES
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

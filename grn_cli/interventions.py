@@ -49,13 +49,16 @@ outcome, outcome_se, benefit, benefit_se), ``ranking.csv``, ``results.json`` (ev
 from __future__ import annotations
 
 import csv
-import json
+import dataclasses
 import math
 import time
-import tomllib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from . import config as checks, options, provenance
+from .config import fail
 
 SECTIONS = {
     "model": {"builtin", "sbml", "params", "heterogeneity"},
@@ -72,147 +75,115 @@ SENSITIVITY_DT = 0.005
 path derivatives are stable at 0.005 h, not at 0.02 h (`fitting.sensitivity`)."""
 
 
-class ConfigError(ValueError):
-    """A bad configuration: the message names the file and the key."""
-
-
-def _fail(path, key, message):
-    raise ConfigError(f"{path}: [{key}] {message}")
-
-
-def _num(path, key, value, *, integer=False, minimum=None, positive=False):
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(path, key, f"must be a number, got {value!r}")
-    if integer and not isinstance(value, int):
-        _fail(path, key, f"must be an integer, got {value!r}")
-    if not math.isfinite(value):
-        _fail(path, key, f"must be finite, got {value!r}")
-    if positive and value <= 0:
-        _fail(path, key, f"must be positive, got {value!r}")
-    if minimum is not None and value < minimum:
-        _fail(path, key, f"must be >= {minimum}, got {value!r}")
-    return value
-
-
-def _numbers(path, key, value, **kw):
-    if not isinstance(value, list) or not value:
-        _fail(path, key, f"must be a non-empty list of numbers, got {value!r}")
-    return [float(_num(path, key, v, **kw)) for v in value]
-
-
 def load_config(path) -> dict:
     """Read and check a ``grn interventions`` TOML file; errors name the file and the key."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    for section, value in raw.items():
-        if section not in SECTIONS:
-            _fail(path, section, f"unknown section (expected {', '.join(SECTIONS)})")
-        if not isinstance(value, dict):
-            _fail(path, section, "must be a table")
-        known = SECTIONS[section]
-        for key in value:
-            if known is not None and key not in known:
-                _fail(
-                    path, f"{section}.{key}", f"unknown key (expected {', '.join(sorted(known))})"
-                )
-    for section in REQUIRED:
-        if section not in raw:
-            _fail(path, section, "missing section")
+    raw = checks.read(path, SECTIONS, required=REQUIRED)
     cfg = {"path": path, **{s: dict(raw.get(s, {})) for s in SECTIONS}}
     model = cfg["model"]
-    if ("builtin" in model) == ("sbml" in model):
-        _fail(path, "model", "give exactly one of builtin = NAME or sbml = FILE")
+    checks.model_source(path, model)
     params = model.get("params", {})
     if not isinstance(params, dict):
-        _fail(path, "model.params", "must be a table of name = value")
+        fail(path, "model.params", "must be a table of name = value")
     for name, value in params.items():
-        _num(path, f"model.params.{name}", value, minimum=0)
+        checks.number(path, f"model.params.{name}", value, minimum=0)
     for name, steps in cfg["protocol"].items():
         key = f"protocol.{name}"
         if not isinstance(steps, list) or not steps:
-            _fail(path, key, "must be a list of [time_h, level] pairs")
+            fail(path, key, "must be a list of [time_h, level] pairs")
         for pair in steps:
             if not (isinstance(pair, list) and len(pair) == 2):
-                _fail(path, key, f"each step must be [time_h, level], got {pair!r}")
-            _num(path, key, pair[0], minimum=0)
-            _num(path, key, pair[1], minimum=0)
+                fail(path, key, f"each step must be [time_h, level], got {pair!r}")
+            checks.number(path, key, pair[0], minimum=0)
+            checks.number(path, key, pair[1], minimum=0)
             if pair[1] > 1:
-                _fail(path, key, f"levels must be in [0, 1], got {pair[1]!r}")
+                fail(path, key, f"levels must be in [0, 1], got {pair[1]!r}")
         times = [p[0] for p in steps]
         if any(b <= a for a, b in zip(times, times[1:])):
-            _fail(path, key, f"times must be strictly increasing, got {times}")
+            fail(path, key, f"times must be strictly increasing, got {times}")
     scan = cfg["scan"]
     for key in ("targets", "levels", "start_h", "duration_h"):
         if key not in scan:
-            _fail(path, f"scan.{key}", "missing")
+            fail(path, f"scan.{key}", "missing")
     if not (isinstance(scan["targets"], list) and scan["targets"]):
-        _fail(path, "scan.targets", "must be a non-empty list of input names")
+        fail(path, "scan.targets", "must be a non-empty list of input names")
     if not all(isinstance(t, str) for t in scan["targets"]):
-        _fail(path, "scan.targets", "must be a list of input names (strings)")
-    scan["start_h"] = _numbers(path, "scan.start_h", scan["start_h"], minimum=0)
-    scan["duration_h"] = _numbers(path, "scan.duration_h", scan["duration_h"], positive=True)
+        fail(path, "scan.targets", "must be a list of input names (strings)")
+    scan["start_h"] = checks.numbers(path, "scan.start_h", scan["start_h"], minimum=0)
+    scan["duration_h"] = checks.numbers(path, "scan.duration_h", scan["duration_h"], positive=True)
     levels = scan["levels"]
     if isinstance(levels, dict):
         for t in scan["targets"]:
             if t not in levels:
-                _fail(path, "scan.levels", f"no level for target {t!r}")
+                fail(path, "scan.levels", f"no level for target {t!r}")
         for t, v in levels.items():
             if t not in scan["targets"]:
-                _fail(path, f"scan.levels.{t}", "is not one of scan.targets")
+                fail(path, f"scan.levels.{t}", "is not one of scan.targets")
             vals = v if isinstance(v, list) else [v]
-            for x in _numbers(path, f"scan.levels.{t}", vals, minimum=0):
+            for x in checks.numbers(path, f"scan.levels.{t}", vals, minimum=0):
                 if x > 1:
-                    _fail(path, f"scan.levels.{t}", f"levels must be in [0, 1], got {x}")
+                    fail(path, f"scan.levels.{t}", f"levels must be in [0, 1], got {x}")
     else:
         vals = levels if isinstance(levels, list) else [levels]
-        for x in _numbers(path, "scan.levels", vals, minimum=0):
+        for x in checks.numbers(path, "scan.levels", vals, minimum=0):
             if x > 1:
-                _fail(path, "scan.levels", f"levels must be in [0, 1], got {x}")
+                fail(path, "scan.levels", f"levels must be in [0, 1], got {x}")
     out = cfg["outcome"]
     out.setdefault("kind", "sox10_low_fraction")
-    from ._interventions import OUTCOMES
+    import fitting
 
-    if out["kind"] not in OUTCOMES:
-        _fail(path, "outcome.kind", f"unknown outcome {out['kind']!r} (one of {list(OUTCOMES)})")
-    out["day"] = float(_num(path, "outcome.day", out.get("day", 29), positive=True))
+    if out["kind"] not in fitting.OUTCOMES:
+        fail(
+            path,
+            "outcome.kind",
+            f"unknown outcome {out['kind']!r} (one of {list(fitting.OUTCOMES)})",
+        )
+    out["day"] = float(checks.number(path, "outcome.day", out.get("day", 29), positive=True))
     run = cfg["run"]
     run.setdefault("solver", "cle")
     if run["solver"] not in ("ssa", "tau", "cle", "lna", "ode"):
-        _fail(path, "run.solver", f"unknown solver {run['solver']!r} (ssa, tau, cle, lna, ode)")
-    run["dt"] = float(_num(path, "run.dt", run.get("dt", 0.1), positive=True))
-    run["n_cells"] = _num(path, "run.n_cells", run.get("n_cells", 256), integer=True, positive=True)
-    run["seed"] = _num(path, "run.seed", run.get("seed", 0), integer=True, minimum=0)
-    run["pre_days"] = float(_num(path, "run.pre_days", run.get("pre_days", 0), minimum=0))
-    run["chunk"] = _num(path, "run.chunk", run.get("chunk", 8), integer=True, positive=True)
+        fail(path, "run.solver", f"unknown solver {run['solver']!r} (ssa, tau, cle, lna, ode)")
+    run["dt"] = float(checks.number(path, "run.dt", run.get("dt", 0.1), positive=True))
+    run["n_cells"] = checks.number(
+        path, "run.n_cells", run.get("n_cells", 256), integer=True, positive=True
+    )
+    run["seed"] = checks.number(path, "run.seed", run.get("seed", 0), integer=True, minimum=0)
+    run["pre_days"] = float(checks.number(path, "run.pre_days", run.get("pre_days", 0), minimum=0))
+    run["chunk"] = checks.number(
+        path, "run.chunk", run.get("chunk", 8), integer=True, positive=True
+    )
     sens = cfg["sensitivity"]
     if sens:
-        sens["bins_h"] = _numbers(path, "sensitivity.bins_h", sens.get("bins_h", []), minimum=0)
-        sens["n_cells"] = _num(
+        sens["bins_h"] = checks.numbers(
+            path, "sensitivity.bins_h", sens.get("bins_h", []), minimum=0
+        )
+        sens["n_cells"] = checks.number(
             path, "sensitivity.n_cells", sens.get("n_cells", 64), integer=True, positive=True
         )
         sens["softness"] = float(
-            _num(path, "sensitivity.softness", sens.get("softness", 0.05), positive=True)
+            checks.number(path, "sensitivity.softness", sens.get("softness", 0.05), positive=True)
         )
         sens["dt"] = float(
-            _num(path, "sensitivity.dt", sens.get("dt", SENSITIVITY_DT), positive=True)
+            checks.number(path, "sensitivity.dt", sens.get("dt", SENSITIVITY_DT), positive=True)
         )
         sens.setdefault("around", "half")
         if sens["around"] not in ("half", "zero"):
-            _fail(path, "sensitivity.around", f"must be 'half' or 'zero', got {sens['around']!r}")
-        sens["panels"] = _num(
+            fail(path, "sensitivity.around", f"must be 'half' or 'zero', got {sens['around']!r}")
+        sens["panels"] = checks.number(
             path, "sensitivity.panels", sens.get("panels", 1), integer=True, positive=True
         )
     opt = cfg["optimise"]
     if opt:
         if not (isinstance(opt.get("inputs"), list) and opt["inputs"]):
-            _fail(path, "optimise.inputs", "must be a non-empty list of input names")
-        opt["bins_h"] = _numbers(path, "optimise.bins_h", opt.get("bins_h", []), minimum=0)
-        opt["budget_h"] = float(_num(path, "optimise.budget_h", opt.get("budget_h"), minimum=0))
-        opt["steps"] = _num(path, "optimise.steps", opt.get("steps", 20), integer=True, minimum=0)
-        opt["n_cells"] = _num(
+            fail(path, "optimise.inputs", "must be a non-empty list of input names")
+        opt["bins_h"] = checks.numbers(path, "optimise.bins_h", opt.get("bins_h", []), minimum=0)
+        opt["budget_h"] = float(
+            checks.number(path, "optimise.budget_h", opt.get("budget_h"), minimum=0)
+        )
+        opt["steps"] = checks.number(
+            path, "optimise.steps", opt.get("steps", 20), integer=True, minimum=0
+        )
+        opt["n_cells"] = checks.number(
             path, "optimise.n_cells", opt.get("n_cells", 32), integer=True, positive=True
         )
     return cfg
@@ -222,36 +193,25 @@ def build(cfg):
     """The network, base schedule, per-cell parameters, outcome, solver and key of a config."""
     import jax
 
+    import fitting
     import grn
 
-    from ._interventions import Intervention, check_targets, make_outcome
-
     path, model = cfg["path"], cfg["model"]
-    if "builtin" in model:
-        if model["builtin"] not in grn.models.BUILTIN:
-            _fail(path, "model.builtin", f"unknown model {model['builtin']!r}")
-        network = grn.models.BUILTIN[model["builtin"]]()
-    else:
-        file = (path.parent / model["sbml"]).resolve()
-        if not file.exists():
-            _fail(path, "model.sbml", f"file {str(file)!r} not found")
-        network = grn.load_sbml(file)
+    network = checks.network(path, model)
     params = {}
     for name, value in model.get("params", {}).items():
         if name not in network.params:
-            _fail(path, f"model.params.{name}", "the model has no such parameter")
+            fail(path, f"model.params.{name}", "the model has no such parameter")
         params[name] = float(value)
     key = jax.random.key(cfg["run"]["seed"])
     key_cells, key_sim = jax.random.split(key)
     n = cfg["run"]["n_cells"]
     if model.get("builtin") == "melanoma" and model.get("heterogeneity", True):
-        from grn.models._melanoma import melanoma_cell_params
-
         median = params.pop("kM1", None)
-        params.update(melanoma_cell_params(key_cells, n, kM1=median))
+        params.update(grn.models.melanoma_cell_params(key_cells, n, kM1=median))
     for name in cfg["protocol"]:
         if name not in network.inputs:
-            _fail(path, f"protocol.{name}", f"not an input of the model ({list(network.inputs)})")
+            fail(path, f"protocol.{name}", f"not an input of the model ({list(network.inputs)})")
     base = None
     if cfg["protocol"]:
         times = sorted({p[0] for steps in cfg["protocol"].values() for p in steps})
@@ -267,12 +227,14 @@ def build(cfg):
             ]
         base = grn.Schedule(times=times, values=values)
     try:
-        check_targets(network, [Intervention(t, 0.0) for t in cfg["scan"]["targets"]])
+        fitting.check_targets(
+            network, [fitting.Intervention(t, 0.0) for t in cfg["scan"]["targets"]]
+        )
     except ValueError as err:
-        _fail(path, "scan.targets", str(err))
+        fail(path, "scan.targets", str(err))
     out = cfg["outcome"]
-    options = {"threshold": out["threshold"]} if "threshold" in out else {}
-    outcome = make_outcome(network, out["kind"], out["day"], **options)
+    threshold = {"threshold": out["threshold"]} if "threshold" in out else {}
+    outcome = fitting.make_outcome(network, out["kind"], out["day"], **threshold)
     run = cfg["run"]
     solver = {
         "ssa": lambda: grn.SSA(),
@@ -291,23 +253,39 @@ def _subset(params, n):
     return {k: (v[:n] if np.ndim(v) == 1 else v) for k, v in params.items()}
 
 
-def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
-    """Run a checked configuration, write every output into ``out``, return the summary."""
+@dataclasses.dataclass
+class Run:
+    """What `run_config` computed: the JSON summary and the scan, sensitivity and optimisation
+    results (`fitting.ScanResult`, `fitting.Sensitivity`, `fitting.Optimised`; the last two
+    ``None`` without their config section)."""
+
+    summary: dict
+    result: Any
+    sens: Any = None
+    opt: Any = None
+
+
+def run_config(cfg, progress: bool = True, log=print) -> Run:
+    """Run a checked configuration: the scan, ranking, sensitivities and optimisation, all
+    `fitting` calls; ``log`` gets the progress lines."""
     import jax
 
+    import fitting
     import grn
-
-    from . import _interventions as iv
 
     started = time.perf_counter()
     network, base, params, outcome, solver, key = build(cfg)
-    scan_cfg, run, pre_h = cfg["scan"], cfg["run"], cfg["run"]["pre_days"] * iv.DAY
+    scan_cfg, run, pre_h = cfg["scan"], cfg["run"], cfg["run"]["pre_days"] * fitting.DAY
     key_scan, key_sens, key_opt = jax.random.split(key, 3)
     n_scen = 1 + len(scan_cfg["targets"]) * len(scan_cfg["start_h"]) * len(scan_cfg["duration_h"])
     log(f"scan: {n_scen} scenarios x {run['n_cells']} cells, {type(solver).__name__}")
     t0 = time.perf_counter()
-    extra = [iv.viable_cells(outcome.time_h / iv.DAY)] if outcome.name != "viable_cells" else []
-    result = iv.scan(
+    extra = (
+        [fitting.viable_cells(outcome.time_h / fitting.DAY)]
+        if outcome.name != "viable_cells"
+        else []
+    )
+    result = fitting.scan(
         network,
         base,
         scan_cfg["targets"],
@@ -325,7 +303,7 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         progress=progress,
     )
     timings = {"scan_s": time.perf_counter() - t0}
-    ranking = iv.rank(result)
+    ranking = fitting.rank(result)
     summary = {
         "config": str(cfg["path"]),
         "model": cfg["model"].get("builtin") or cfg["model"].get("sbml"),
@@ -343,8 +321,8 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         sc = cfg["sensitivity"]
         soft = outcome
         if outcome.name == "sox10_low_fraction":
-            soft = iv.sox10_low_fraction(
-                network, outcome.time_h / iv.DAY, outcome.per_cell.threshold, sc["softness"]
+            soft = fitting.sox10_low_fraction(
+                network, outcome.time_h / fitting.DAY, outcome.per_cell.threshold, sc["softness"]
             )
         log(
             f"sensitivity: {len(scan_cfg['targets'])} targets x {len(sc['bins_h']) - 1} bins, "
@@ -355,10 +333,10 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         if sc["around"] == "half":
             levels = scan_cfg["levels"]
             around = {
-                t: iv.midpoints(iv._levels_for(levels, t)[0], sc["panels"])
+                t: fitting.midpoints(fitting.levels_for(levels, t)[0], sc["panels"])
                 for t in scan_cfg["targets"]
             }
-        sens = iv.sensitivity(
+        sens = fitting.sensitivity(
             network,
             base,
             scan_cfg["targets"],
@@ -372,7 +350,7 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
             around=around,
         )
         timings["sensitivity_s"] = time.perf_counter() - t0
-        cmp = iv.compare(sens, result)
+        cmp = fitting.compare(sens, result)
         summary["sensitivity"] = {
             "outcome": soft.name,
             "solver": f"CLE(dt={sc['dt']})",
@@ -391,9 +369,9 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         oc = cfg["optimise"]
         soft = outcome
         if outcome.name == "sox10_low_fraction":
-            soft = iv.sox10_low_fraction(
+            soft = fitting.sox10_low_fraction(
                 network,
-                outcome.time_h / iv.DAY,
+                outcome.time_h / fitting.DAY,
                 outcome.per_cell.threshold,
                 cfg["sensitivity"].get("softness", 0.05),
             )
@@ -402,7 +380,7 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
             f"{oc['budget_h']} h, {oc['steps']} steps, {oc['n_cells']} cells"
         )
         t0 = time.perf_counter()
-        opt = iv.optimise_schedule(
+        opt = fitting.optimise_schedule(
             network,
             base,
             oc["inputs"],
@@ -432,8 +410,7 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         }
     timings["total_s"] = time.perf_counter() - started
     summary["timings"] = timings
-    write_outputs(out, summary, result, sens, opt)
-    return summary
+    return Run(summary, result, sens, opt)
 
 
 # -- outputs ------------------------------------------------------------------------------------
@@ -449,15 +426,18 @@ CSV_COLUMNS = (
 )
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def write_outputs(out: Path, run: Run, args, head: str = "") -> dict[str, Path]:
+    """interventions.csv, ranking.csv, the figures, results.json (the summary and its
+    provenance) and report.md (``head``, then `report`) in ``out``; returns the files."""
+    from .plots import (
+        plot_benefit_vs_start,
+        plot_heatmap,
+        plot_optimised,
+        plot_scenario_trajectories,
+        plot_sensitivity,
+    )
 
-
-def write_outputs(out: Path, summary, result, sens, opt) -> dict:
+    summary, result, sens, opt = run.summary, run.result, run.sens, run.opt
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -478,21 +458,20 @@ def write_outputs(out: Path, summary, result, sens, opt) -> dict:
     files["ranking"] = out / "ranking.csv"
     files["heatmap"] = plot_heatmap(result, out / "heatmap.png")
     files["benefit_vs_start"] = plot_benefit_vs_start(result, out / "benefit_vs_start.png")
-    files["trajectories"] = plot_trajectories(result, out / "trajectories.png")
+    files["trajectories"] = plot_scenario_trajectories(result, out / "trajectories.png")
     if sens is not None:
         files["sensitivity"] = plot_sensitivity(sens, out / "sensitivity.png")
     if opt is not None:
         files["optimised_schedule"] = plot_optimised(opt, out / "optimised_schedule.png")
-    summary["files"] = {k: v.name for k, v in files.items()} | {
-        "results": "results.json",
-        "report": "report.md",
-    }
-    (out / "results.json").write_text(json.dumps(summary, indent=1, default=_json_default))
-    (out / "report.md").write_text(report(summary))
+    files["results"] = out / "results.json"
+    files["report"] = out / "report.md"
+    provenance.write(files["results"], summary, args, files)
+    files["report"].write_text(head + report(summary))
     return files
 
 
-def _fmt_h(h):
+def fmt_hours(h):
+    """A time in hours for the report (with the day from 48 h on); ``None``: no benefit."""
     if h is None:
         return "none (no benefit)"
     return f"{h:g} h" if h < 48 else f"{h:g} h (day {h / 24:g})"
@@ -521,7 +500,7 @@ def report(summary) -> str:
     for r in summary["ranking"]:
         lines.append(
             f"| {r['rank']} | {r['target']} | {r['level']:g} | {r['benefit']:.4g} | "
-            f"{r['benefit_se']:.2g} | {_fmt_h(r['window_h'])} |"
+            f"{r['benefit_se']:.2g} | {fmt_hours(r['window_h'])} |"
         )
     ranking = summary["ranking"]
     if ranking:
@@ -592,77 +571,6 @@ def report(summary) -> str:
     return "\n".join(lines)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_heatmap(result, path) -> Path:
-    """Outcome (colour) and benefit (text) for target x start time, first level and duration."""
-    plt = _plt()
-    targets = list(dict.fromkeys(r["target"] for r in result.rows))
-    starts = sorted({r["start_h"] for r in result.rows})
-    grid = np.full((len(targets), len(starts)), np.nan)
-    ben = np.full_like(grid, np.nan)
-    for t in targets:
-        rows = [r for r in result.rows if r["target"] == t]
-        level, dur = rows[0]["level"], max(r["duration_h"] for r in rows)
-        for r in rows:
-            if r["level"] == level and r["duration_h"] == dur:
-                i, j = targets.index(t), starts.index(r["start_h"])
-                grid[i, j], ben[i, j] = r["outcome"], r["benefit"]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(starts), 1.0 + 0.6 * len(targets)))
-    im = ax.imshow(
-        grid, aspect="auto", cmap="viridis_r" if result.outcome.better == "lower" else "viridis"
-    )
-    for i in range(len(targets)):
-        for j in range(len(starts)):
-            ax.text(j, i, f"{ben[i, j]:+.2g}", ha="center", va="center", fontsize=7, color="w")
-    ax.set_xticks(range(len(starts)), [f"{s:g}" for s in starts])
-    ax.set_yticks(range(len(targets)), targets)
-    ax.set_xlabel("start (h)")
-    fig.colorbar(im, ax=ax, label=f"{result.outcome.name} (base {result.base[0]:.3g})")
-    ax.set_title("outcome by target and start (text: benefit)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_benefit_vs_start(result, path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for t in dict.fromkeys(r["target"] for r in result.rows):
-        rows = [r for r in result.rows if r["target"] == t]
-        level, dur = rows[0]["level"], max(r["duration_h"] for r in rows)
-        rows = sorted(
-            (r for r in rows if r["level"] == level and r["duration_h"] == dur),
-            key=lambda r: r["start_h"],
-        )
-        x = [r["start_h"] for r in rows]
-        ax.errorbar(
-            x,
-            [r["benefit"] for r in rows],
-            [r["benefit_se"] for r in rows],
-            marker="o",
-            capsize=2,
-            label=f"{t} {level:g}",
-        )
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set_xscale("symlog", linthresh=24)
-    ax.set_xlabel("start (h)")
-    ax.set_ylabel(f"benefit ({result.outcome.name})")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
-
-
 def _around_text(around: dict) -> str:
     if all(v == 0 for levels in around.values() for v in levels):
         return "taken at the base protocol (the local slope: every target at level 0)"
@@ -671,84 +579,6 @@ def _around_text(around: dict) -> str:
         "midpoints of [0, scanned level]: the composite midpoint rule of the benefit's integral "
         "over the level)"
     )
-
-
-def plot_sensitivity(sens, path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    e = sens.edges
-    gain_sign = -sens.outcome.sign
-    for t, target in enumerate(sens.targets):
-        per_h = gain_sign * sens.grad[t] / np.diff(e)
-        se = sens.se[t] / np.diff(e)
-        ax.stairs(per_h, e, label=target)
-        ax.errorbar(0.5 * (e[1:] + e[:-1]), per_h, se, fmt="none", capsize=2, color="grey")
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set_xscale("symlog", linthresh=24)
-    ax.set_xlim(e[0], e[-1])
-    ax.set_xlabel("time (h)")
-    ax.set_ylabel("benefit per unit level per hour")
-    ax.set_title(f"time-resolved sensitivity of {sens.outcome.name}", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_trajectories(result, path, species=("S", "W1", "W2", "B")) -> Path:
-    """Ensemble means of a few species and the viable cells: base and each target's earliest
-    intervention."""
-    plt = _plt()
-    run = result.run
-    names = [s for s in species if s in run.species] or list(run.species[:4])
-    fig, axes = plt.subplots(1, len(names) + 1, figsize=(3.2 * (len(names) + 1), 3))
-    picks, seen = {"base": 0}, set()
-    for i, r in enumerate(result.rows):
-        if (r["target"], r["level"]) not in seen:  # rows are ordered by start within a target
-            seen.add((r["target"], r["level"]))
-            picks[f"{r['target']} {r['level']:g} from {r['start_h']:g} h"] = i + 1
-    days = run.ts / 24.0
-    for label, k in picks.items():
-        style = {"color": "k", "lw": 2} if k == 0 else {"lw": 1}
-        for ax, s in zip(axes, names):
-            ax.plot(days, run.mean[k, :, run.species.index(s)], label=label, **style)
-        axes[-1].plot(days, run.viable[k], **style)
-    for ax, s in zip(axes, names):
-        ax.set_title(f"mean {s}", fontsize=9)
-        ax.set_xlabel("day")
-    axes[-1].set_yscale("log")
-    axes[-1].set_title("viable cells per cell", fontsize=9)
-    axes[-1].set_xlabel("day")
-    axes[0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_optimised(opt, path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for i, name in enumerate(opt.inputs):
-        ax.stairs(opt.levels[i], opt.edges, label=f"{name} optimised", lw=2)
-        ax.hlines(
-            opt.constant[i],
-            opt.edges[0],
-            opt.edges[-1],
-            linestyles="--",
-            label=f"{name} best constant",
-            color=f"C{i}",
-        )
-    ax.set_xscale("symlog", linthresh=24)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("time (h)")
-    ax.set_ylabel("level")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
 
 
 # -- the sub-command ----------------------------------------------------------------------------
@@ -761,7 +591,7 @@ def add_parser(commands) -> None:
             "one batched simulation, compute time-resolved sensitivities, optionally optimise a "
             "schedule under a dose budget, and write report.md, interventions.csv, ranking.csv, "
             "results.json and PNG figures into --out. CONFIG is a TOML file (see "
-            "`fitting._interventions_cli` or the README for the keys)."
+            "`grn_cli.interventions` or the README for the keys)."
         ),
     )
     p.add_argument("config", type=Path, metavar="CONFIG.toml")
@@ -772,20 +602,23 @@ def add_parser(commands) -> None:
         metavar="DIR",
         help="output folder (default: %(default)s)",
     )
-    p.set_defaults(func=_main)
+    p.set_defaults(func=run)
 
 
-def _main(args) -> int:
-    if not args.config.exists():
-        raise ConfigError(f"config file {str(args.config)!r} not found")
-    if args.out.exists() and not args.out.is_dir():
-        raise ConfigError(f"--out {str(args.out)!r} exists and is not a folder")
-    cfg = load_config(args.config)
-    summary = run_config(cfg, args.out, progress=True)
-    for r in summary["ranking"]:
+def run(args) -> int:
+    """``grn interventions``: returns the exit status."""
+    out = options.output_folder(args.out)
+    ran = run_config(load_config(args.config), progress=True)
+    write_outputs(out, ran, args)
+    print_ranking(ran.summary["ranking"])
+    print(f"wrote {out / 'report.md'} ({ran.summary['timings']['total_s']:.0f} s)")
+    return 0
+
+
+def print_ranking(ranking) -> None:
+    """One line per ranked target: benefit ± SE and the window."""
+    for r in ranking:
         print(
             f"{r['rank']}. {r['target']} {r['level']:g}: benefit {r['benefit']:.3g} ± "
-            f"{r['benefit_se']:.2g}, window {_fmt_h(r['window_h'])}"
+            f"{r['benefit_se']:.2g}, window {fmt_hours(r['window_h'])}"
         )
-    print(f"wrote {args.out / 'report.md'} ({summary['timings']['total_s']:.0f} s)")
-    return 0
