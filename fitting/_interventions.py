@@ -27,7 +27,8 @@ import numpy as np
 import optax
 
 import grn
-from grn._schedule import Schedule
+from grn import Schedule
+from grn.models import priming_per_cell, sox10_low_per_cell
 
 TRACE_COUNT = {"scenarios": 0, "sensitivity": 0, "objective": 0}
 """How often each compiled program was traced (tests prove that new values never recompile)."""
@@ -160,13 +161,10 @@ class Outcome(eqx.Module):
 class _BelowThreshold(eqx.Module):
     species: str = eqx.field(static=True)
     threshold: float = eqx.field(static=True)
-    softness: float = eqx.field(static=True)
+    soft: float | None = eqx.field(static=True)
 
     def __call__(self, x, log_weight):
-        s = x[self.species]
-        if self.softness == 0.0:
-            return (s < self.threshold).astype(s.dtype)
-        return jax.nn.sigmoid((self.threshold - s) / (self.softness * self.threshold))
+        return sox10_low_per_cell(x[self.species], self.threshold, self.soft)
 
 
 class _Viable(eqx.Module):
@@ -179,8 +177,7 @@ class _Priming(eqx.Module):
     K: float = eqx.field(static=True)
 
     def __call__(self, x, log_weight):
-        b = jnp.maximum(x[self.species], 0.0)
-        return b / (b + self.K)
+        return priming_per_cell(x[self.species], self.K)
 
 
 def sox10_low_fraction(
@@ -192,7 +189,8 @@ def sox10_low_fraction(
 ) -> Outcome:
     """Fraction of cells with SOX10 (``S``) below ``threshold`` (default: half the untreated
     ``x0``) at ``day``; lower is better. ``softness > 0`` replaces the indicator by the sigmoid
-    ``sigma((threshold - S) / (softness * threshold))`` so that it has pathwise gradients."""
+    ``sigma((threshold - S) / (softness * threshold))`` so that it has pathwise gradients: the
+    per-cell value is `grn.models.sox10_low_per_cell` with ``soft = softness * threshold``."""
     if species not in network.species:
         raise ValueError(f"sox10_low_fraction: the network has no species {species!r}")
     if threshold is None:
@@ -200,7 +198,8 @@ def sox10_low_fraction(
     if not threshold > 0 or softness < 0:
         raise ValueError("sox10_low_fraction: threshold must be > 0 and softness >= 0")
     name = "sox10_low_fraction" if softness == 0 else "sox10_low_fraction_soft"
-    return Outcome(name, _BelowThreshold(species, float(threshold), float(softness)), day * DAY)
+    soft = None if softness == 0 else float(softness) * float(threshold)
+    return Outcome(name, _BelowThreshold(species, float(threshold), soft), day * DAY)
 
 
 def viable_cells(day: float = 29.0) -> Outcome:
@@ -209,7 +208,8 @@ def viable_cells(day: float = 29.0) -> Outcome:
 
 
 def priming(network: grn.Network, day: float = 10.0, species: str = "B", K: float = 20.0):
-    """Mean apoptotic priming ``B / (B + K)`` at ``day`` (BIM, K = 20); higher is better."""
+    """Mean apoptotic priming ``B / (B + K)`` at ``day`` (BIM, K = 20;
+    `grn.models.priming_per_cell`); higher is better."""
     if species not in network.species:
         raise ValueError(f"priming: the network has no species {species!r}")
     return Outcome("priming", _Priming(species, float(K)), day * DAY, better="higher")
