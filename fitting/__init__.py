@@ -10,10 +10,18 @@ from ._gradients import (
     score_function_grad as score_function_grad,
 )
 from ._interventions import (
+    DAY as DAY,
+    OUTCOMES as OUTCOMES,
     Intervention as Intervention,
+    Optimised as Optimised,
     Outcome as Outcome,
+    ScanResult as ScanResult,
+    ScenarioRun as ScenarioRun,
+    Sensitivity as Sensitivity,
     apply_interventions as apply_interventions,
+    check_targets as check_targets,
     compare as compare,
+    levels_for as levels_for,
     make_outcome as make_outcome,
     midpoints as midpoints,
     optimise_schedule as optimise_schedule,

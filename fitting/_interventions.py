@@ -34,6 +34,7 @@ TRACE_COUNT = {"scenarios": 0, "sensitivity": 0, "objective": 0}
 """How often each compiled program was traced (tests prove that new values never recompile)."""
 
 DAY = 24.0
+"""Hours per day."""
 
 
 # -- interventions ------------------------------------------------------------------------------
@@ -444,7 +445,9 @@ def _run_tables(
 
 
 # -- scan ---------------------------------------------------------------------------------------
-def _levels_for(levels, target) -> list[float]:
+def levels_for(levels, target) -> list[float]:
+    """``target``'s levels from a scan's ``levels``: one level, a list, or a mapping target ->
+    level(s)."""
     value = levels[target] if isinstance(levels, Mapping) else levels
     if isinstance(levels, Mapping) and target not in levels:
         raise ValueError(f"no level given for target {target!r}")
@@ -496,7 +499,7 @@ def scan(
         Intervention(t, level, float(s), float(d))
         for t in targets
         for s, d in itertools.product(start_h, duration_h)
-        for level in _levels_for(levels, t)
+        for level in levels_for(levels, t)
     ]
     check_targets(network, grid)
     scenarios = [()] + [(iv,) for iv in grid]
