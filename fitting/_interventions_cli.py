@@ -173,7 +173,7 @@ def load_config(path) -> dict:
                 _fail(path, "scan.levels", f"levels must be in [0, 1], got {x}")
     out = cfg["outcome"]
     out.setdefault("kind", "sox10_low_fraction")
-    from ._interventions import OUTCOMES
+    from fitting import OUTCOMES
 
     if out["kind"] not in OUTCOMES:
         _fail(path, "outcome.kind", f"unknown outcome {out['kind']!r} (one of {list(OUTCOMES)})")
@@ -223,8 +223,7 @@ def build(cfg):
     import jax
 
     import grn
-
-    from ._interventions import Intervention, check_targets, make_outcome
+    from fitting import Intervention, check_targets, make_outcome
 
     path, model = cfg["path"], cfg["model"]
     if "builtin" in model:
@@ -295,9 +294,8 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
     """Run a checked configuration, write every output into ``out``, return the summary."""
     import jax
 
+    import fitting as iv
     import grn
-
-    from . import _interventions as iv
 
     started = time.perf_counter()
     network, base, params, outcome, solver, key = build(cfg)
@@ -355,7 +353,7 @@ def run_config(cfg, out: Path, progress: bool = True, log=print) -> dict:
         if sc["around"] == "half":
             levels = scan_cfg["levels"]
             around = {
-                t: iv.midpoints(iv._levels_for(levels, t)[0], sc["panels"])
+                t: iv.midpoints(iv.levels_for(levels, t)[0], sc["panels"])
                 for t in scan_cfg["targets"]
             }
         sens = iv.sensitivity(
