@@ -9,7 +9,19 @@ from ._gradients import (
     GradientEstimate as GradientEstimate,
     score_function_grad as score_function_grad,
 )
-from ._interventions import (
+from ._losses import (
+    energy_distance as energy_distance,
+    gaussian_nll as gaussian_nll,
+    moment_nll as moment_nll,
+)
+from ._observables import Observable as Observable
+from ._parameters import (
+    Parameter as Parameter,
+    ParameterSpace as ParameterSpace,
+    lognormal_factors as lognormal_factors,
+)
+from ._problem import Problem as Problem
+from ._scan import (
     DAY as DAY,
     OUTCOMES as OUTCOMES,
     Intervention as Intervention,
@@ -35,18 +47,6 @@ from ._interventions import (
     spearman as spearman,
     viable_cells as viable_cells,
 )
-from ._losses import (
-    energy_distance as energy_distance,
-    gaussian_nll as gaussian_nll,
-    moment_nll as moment_nll,
-)
-from ._observables import Observable as Observable
-from ._parameters import (
-    Parameter as Parameter,
-    ParameterSpace as ParameterSpace,
-    lognormal_factors as lognormal_factors,
-)
-from ._problem import Problem as Problem
 from ._uncertainty import (
     Profile as Profile,
     StandardErrors as StandardErrors,
