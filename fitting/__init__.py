@@ -9,12 +9,27 @@ from ._gradients import (
     GradientEstimate as GradientEstimate,
     score_function_grad as score_function_grad,
 )
+from ._intervention import (
+    DAY as DAY,
+    Intervention as Intervention,
+    apply_interventions as apply_interventions,
+    check_targets as check_targets,
+    levels_for as levels_for,
+)
 from ._losses import (
     energy_distance as energy_distance,
     gaussian_nll as gaussian_nll,
     moment_nll as moment_nll,
 )
 from ._observables import Observable as Observable
+from ._outcomes import (
+    OUTCOMES as OUTCOMES,
+    Outcome as Outcome,
+    make_outcome as make_outcome,
+    priming as priming,
+    sox10_low_fraction as sox10_low_fraction,
+    viable_cells as viable_cells,
+)
 from ._parameters import (
     Parameter as Parameter,
     ParameterSpace as ParameterSpace,
@@ -22,30 +37,23 @@ from ._parameters import (
 )
 from ._problem import Problem as Problem
 from ._scan import (
-    DAY as DAY,
-    OUTCOMES as OUTCOMES,
-    Intervention as Intervention,
-    Optimised as Optimised,
-    Outcome as Outcome,
     ScanResult as ScanResult,
     ScenarioRun as ScenarioRun,
-    Sensitivity as Sensitivity,
-    apply_interventions as apply_interventions,
-    check_targets as check_targets,
-    compare as compare,
-    levels_for as levels_for,
-    make_outcome as make_outcome,
-    midpoints as midpoints,
-    optimise_schedule as optimise_schedule,
-    priming as priming,
-    project_budget as project_budget,
     rank as rank,
     scan as scan,
-    sensitivity as sensitivity,
     simulate_scenarios as simulate_scenarios,
-    sox10_low_fraction as sox10_low_fraction,
+)
+from ._schedule_optimisation import (
+    Optimised as Optimised,
+    optimise_schedule as optimise_schedule,
+    project_budget as project_budget,
+)
+from ._sensitivity import (
+    Sensitivity as Sensitivity,
+    compare as compare,
+    midpoints as midpoints,
+    sensitivity as sensitivity,
     spearman as spearman,
-    viable_cells as viable_cells,
 )
 from ._uncertainty import (
     Profile as Profile,
