@@ -10,23 +10,12 @@ from ._gradients import (
     GradientEstimate as GradientEstimate,
     score_function_grad as score_function_grad,
 )
-from ._interventions import (
+from ._intervention import (
+    DAY as DAY,
     Intervention as Intervention,
-    Outcome as Outcome,
     apply_interventions as apply_interventions,
-    compare as compare,
-    make_outcome as make_outcome,
-    midpoints as midpoints,
-    optimise_schedule as optimise_schedule,
-    priming as priming,
-    project_budget as project_budget,
-    rank as rank,
-    scan as scan,
-    sensitivity as sensitivity,
-    simulate_scenarios as simulate_scenarios,
-    sox10_low_fraction as sox10_low_fraction,
-    spearman as spearman,
-    viable_cells as viable_cells,
+    check_targets as check_targets,
+    levels_for as levels_for,
 )
 from ._losses import (
     energy_distance as energy_distance,
@@ -34,28 +23,43 @@ from ._losses import (
     moment_nll as moment_nll,
 )
 from ._observables import Observable as Observable, as_observable as as_observable
+from ._outcomes import (
+    OUTCOMES as OUTCOMES,
+    Outcome as Outcome,
+    make_outcome as make_outcome,
+    priming as priming,
+    sox10_low_fraction as sox10_low_fraction,
+    viable_cells as viable_cells,
+)
 from ._parameters import (
     Parameter as Parameter,
     ParameterSpace as ParameterSpace,
     lognormal_factors as lognormal_factors,
 )
 from ._problem import Problem as Problem
+from ._scan import (
+    ScanResult as ScanResult,
+    ScenarioRun as ScenarioRun,
+    rank as rank,
+    scan as scan,
+    simulate_scenarios as simulate_scenarios,
+)
+from ._schedule_optimisation import (
+    Optimised as Optimised,
+    optimise_schedule as optimise_schedule,
+    project_budget as project_budget,
+)
+from ._sensitivity import (
+    Sensitivity as Sensitivity,
+    compare as compare,
+    midpoints as midpoints,
+    sensitivity as sensitivity,
+    spearman as spearman,
+)
 from ._uncertainty import (
     Profile as Profile,
     StandardErrors as StandardErrors,
     hessian as hessian,
     profile_likelihood as profile_likelihood,
     standard_errors as standard_errors,
-)
-
-# isort: split
-# Temporary: intervention names the command line needs (superseded by the interventions split).
-from ._interventions import (  # noqa: F401
-    DAY as DAY,
-    OUTCOMES as OUTCOMES,
-    Optimised as Optimised,
-    ScanResult as ScanResult,
-    Sensitivity as Sensitivity,
-    _levels_for as levels_for,
-    check_targets as check_targets,
 )

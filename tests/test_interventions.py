@@ -17,8 +17,7 @@ import scipy.linalg
 
 import fitting
 import grn
-from fitting import _interventions as iv_mod
-from fitting._interventions import Intervention
+from fitting import Intervention, _scan as iv_mod
 
 P = {"kY": 20.0, "rho": 1.0, "muY": 0.5, "kX": 0.2, "muX": 0.1}
 T_END = 24.0

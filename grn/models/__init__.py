@@ -13,8 +13,10 @@ from ._melanoma_protocols import (
     braf_schedule as braf_schedule,
     default_sox10_threshold as default_sox10_threshold,
     melanoma_observables as melanoma_observables,
+    priming_per_cell as priming_per_cell,
     protocol_times as protocol_times,
     sox10_low_fraction as sox10_low_fraction,
+    sox10_low_per_cell as sox10_low_per_cell,
     wave_scores as wave_scores,
 )
 from ._reference import (

@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping
 import jax
 import numpy as np
 
-from ._melanoma_protocols import bimodality_coefficient
+from ._melanoma import PARAMS
+from ._melanoma_protocols import bimodality_coefficient, priming_per_cell, sox10_low_per_cell
 from ._two_wave import PHASES, SCORING_DAYS, wave_score_fit
 
 DAY = 24.0
@@ -123,7 +124,8 @@ def assess(runs: Mapping) -> dict:
 
     def low(name, day):
         sol = runs["solutions"][name]
-        p = float(np.mean(_at(runs["days"][name], np.asarray(sol["S"]), day) < threshold))
+        s = _at(runs["days"][name], np.asarray(sol["S"]), day)
+        p = float(np.mean(sox10_low_per_cell(s, threshold), dtype=np.float64))
         return p, float(np.sqrt(max(p * (1 - p), 1.0 / n) / n))  # floor: one cell's worth
 
     on = days <= ON_DAYS + 1e-9
@@ -192,7 +194,7 @@ def assess(runs: Mapping) -> dict:
     # 4. apoptotic priming
     def priming(name, day):
         b = _at(runs["days"][name], np.asarray(runs["solutions"][name]["B"], np.float64), day)
-        v = b / (b + 20.0)
+        v = priming_per_cell(b, PARAMS["KBh"])
         return float(v.mean()), float(v.std(ddof=1) / np.sqrt(n))
 
     (p1, p1_se), (p10, p10_se) = priming("control", 1), priming("control", 10)

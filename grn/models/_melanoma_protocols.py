@@ -181,6 +181,24 @@ def default_sox10_threshold() -> float:
     return 0.5 * X0["S"] / PARAMS["Omega_slow"]
 
 
+def sox10_low_per_cell(s, threshold, soft=None):
+    """Per cell: 1 where SOX10 ``s`` is below ``threshold``, else 0 (in ``s``'s dtype); with
+    ``soft`` (a width in the units of ``s``) the sigmoid ``sigmoid((threshold - s) / soft)``
+    instead, which has pathwise gradients. The one SOX10-low definition: `sox10_low_fraction`
+    and ``fitting.sox10_low_fraction`` average it. The indicator takes NumPy or JAX arrays."""
+    if soft is None:
+        return (s < threshold).astype(s.dtype)
+    return jax.nn.sigmoid((threshold - s) / soft)
+
+
+def priming_per_cell(b, K):
+    """Per cell: apoptotic priming ``b / (b + K)`` of free BIM ``b`` clipped at 0 (``K`` = KBh,
+    in the units of ``b``). The one priming definition: `apoptotic_priming` and
+    ``fitting.priming`` average it. NumPy or JAX arrays."""
+    b = b.clip(min=0.0)
+    return b / (b + K)
+
+
 def sox10_low_fraction(
     sol: Solution,
     threshold: float | None = None,
@@ -208,10 +226,7 @@ def sox10_low_fraction(
             raise ValueError(f"soft must be a positive finite width, got {soft}")
     ok, w = _cell_weights(sol, weighted)
     s = _concentration(sol, "S", params, ok)
-    if soft is None:
-        f = (s < theta).astype(w.dtype)
-    else:
-        f = jax.nn.sigmoid((theta - s) / soft)
+    f = sox10_low_per_cell(s, theta, soft)
     p = jnp.sum(w * f, axis=0)
     v = jnp.sum(w * (f - p) ** 2, axis=0)
     n_eff = 1.0 / jnp.sum(w**2, axis=0)
@@ -231,8 +246,8 @@ def apoptotic_priming(sol: Solution, params: Mapping | None = None, weighted: bo
     """Mean apoptotic priming ``B / (B + KBh)`` per time (free BIM as a concentration)."""
     _check_solution(sol)
     ok, w = _cell_weights(sol, weighted)
-    b = jnp.maximum(_concentration(sol, "B", params, ok), 0.0)
-    return jnp.sum(w * b / (b + _param(params, "KBh")), axis=0)
+    b = _concentration(sol, "B", params, ok)
+    return jnp.sum(w * priming_per_cell(b, _param(params, "KBh")), axis=0)
 
 
 def bimodality_coefficient(values, axis: int = 0):

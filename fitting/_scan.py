@@ -1,0 +1,363 @@
+"""Scenarios simulated on the same cells, scans of interventions and their ranking.
+
+Every scenario of a scan is simulated on ONE breakpoint grid (the union of the base's breakpoints
+and every scenario's start and end), so scenarios differ only in their table of levels, a traced
+value: `scan` compiles one program for all scenarios x cells, and the same cells (per-cell
+parameters and PRNG keys) are used in every scenario (common random numbers). Benefits are paired
+differences over cells, with standard errors ``sd(d_c) / sqrt(n)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Mapping, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import grn
+from grn import Schedule
+
+from ._intervention import (
+    DAY,
+    Intervention,
+    _grid,
+    _schedule_of,
+    _tables,
+    check_targets,
+    levels_for,
+)
+from ._outcomes import Outcome
+
+TRACE_COUNT = {"scenarios": 0, "sensitivity": 0, "objective": 0}
+"""How often each compiled program was traced: the scenario program here, the sensitivity and
+objective programs of `_sensitivity` and `_schedule_optimisation` (tests prove that new values
+never recompile)."""
+
+
+def _output_times(outcomes, ts, pre_h):
+    if ts is None:
+        end = max(o.time_h for o in outcomes)
+        ts = np.union1d(np.arange(-pre_h, end + 1e-9, DAY), [o.time_h for o in outcomes])
+    ts = np.asarray(ts, np.float64)
+    index = []
+    for o in outcomes:
+        hit = np.flatnonzero(np.isclose(ts, o.time_h))
+        if hit.size == 0:
+            raise ValueError(f"outcome {o.name!r} at t = {o.time_h} h is not an output time")
+        index.append(int(hit[0]))
+    return ts, tuple(index)
+
+
+def _cells(network, solver, ts, times, table, key, params, n_cells):
+    return grn.simulate(
+        network,
+        ts,
+        key,
+        solver,
+        n_cells,
+        params,
+        schedule=_schedule_of(network, times, table),
+        throw=False,
+    )
+
+
+@eqx.filter_jit
+def _scenario_program(network, solver, ts, times, tables, key, params, outcomes, index, n_cells):
+    TRACE_COUNT["scenarios"] += 1
+
+    def one(table):
+        sol = _cells(network, solver, ts, times, table, key, params, n_cells)
+        values = []
+        for outcome, i in zip(outcomes, index):
+            x = {s: sol.ys[:, i, k] for k, s in enumerate(network.species)}
+            values.append(outcome.per_cell(x, sol.log_weight[:, i]))
+        ok = (sol.result == 0)[:, None]
+        n_ok = jnp.maximum(jnp.sum(ok), 1)
+        mean = jnp.sum(jnp.where(ok[..., None], sol.ys, 0.0), axis=0) / n_ok
+        viable = jnp.sum(jnp.where(ok, jnp.exp(sol.log_weight), 0.0), axis=0) / n_ok
+        return jnp.stack(values), sol.result, mean, viable
+
+    return jax.vmap(one)(tables)
+
+
+def _bind(network, solver, ts, grid):
+    return solver.bind(network, np.asarray(ts), np.concatenate([[-np.inf], grid]))
+
+
+@dataclasses.dataclass
+class ScenarioRun:
+    """Per-cell outcomes of a set of scenarios simulated on the same cells.
+
+    ``values[s, o, c]``: outcome ``o``'s per-cell value in scenario ``s`` for cell ``c``; ``ok``
+    marks cells that succeeded; ``mean`` (scenarios, times, species) and ``viable`` (scenarios,
+    times) are ensemble means over successful cells.
+    """
+
+    scenarios: list
+    outcomes: tuple
+    ts: np.ndarray
+    species: tuple
+    values: np.ndarray
+    ok: np.ndarray
+    mean: np.ndarray
+    viable: np.ndarray
+
+    def outcome(self, o: int = 0):
+        """Per scenario: the outcome (mean over successful cells) and its standard error."""
+        v, ok = self.values[:, o, :], self.ok
+        n = ok.sum(axis=1)
+        mean = np.where(ok, v, 0.0).sum(axis=1) / np.maximum(n, 1)
+        var = np.where(ok, (v - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(n - 1, 1)
+        return mean, np.sqrt(var / np.maximum(n, 1))
+
+    def benefit(self, o: int = 0, reference: int = 0):
+        """Per scenario: benefit over scenario ``reference`` (paired over cells) and its SE."""
+        sign = self.outcomes[o].sign
+        d = sign * (self.values[reference, o, :][None, :] - self.values[:, o, :])
+        ok = self.ok & self.ok[reference][None, :]
+        n = ok.sum(axis=1)
+        mean = np.where(ok, d, 0.0).sum(axis=1) / np.maximum(n, 1)
+        var = np.where(ok, (d - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(n - 1, 1)
+        return mean, np.sqrt(var / np.maximum(n, 1))
+
+
+def simulate_scenarios(
+    network: grn.Network,
+    base: Schedule | None,
+    scenarios: Sequence[Sequence[Intervention]],
+    outcomes: Sequence[Outcome],
+    solver: grn.AbstractSolver,
+    n_cells: int,
+    key,
+    params: Mapping | None = None,
+    ts=None,
+    pre_h: float = 0.0,
+    chunk: int | None = None,
+    progress: bool = False,
+) -> ScenarioRun:
+    """Simulate every scenario (a tuple of interventions; ``()`` is the base protocol) on the same
+    ``n_cells`` cells and evaluate ``outcomes``.
+
+    One compiled program runs scenarios x cells (vmapped); ``chunk`` scenarios at a time when
+    given (the last chunk padded, so every call reuses the program), with a progress bar if
+    ``progress``. ``ts`` defaults to daily output times from ``-pre_h`` (a pre-equilibration with
+    all inputs 0 before the base protocol starts at 0) to the latest outcome time.
+    """
+    if not isinstance(network, grn.Network):
+        raise TypeError(f"expected a grn.Network, got {type(network).__name__}")
+    if not network.inputs:
+        raise ValueError("the network has no inputs to intervene on")
+    if base is not None:
+        if not isinstance(base, Schedule):
+            raise TypeError(f"base must be a grn.Schedule, got {type(base).__name__}")
+        base.check_inputs(network.inputs)
+    scenarios = [tuple(s) for s in scenarios]
+    if not scenarios:
+        raise ValueError("no scenarios to simulate")
+    for scenario in scenarios:
+        check_targets(network, scenario)
+    outcomes = tuple(outcomes)
+    if not outcomes or not all(isinstance(o, Outcome) for o in outcomes):
+        raise TypeError("outcomes must be a non-empty sequence of fitting.Outcome")
+    if not (isinstance(pre_h, int | float) and pre_h >= 0):
+        raise ValueError(f"pre_h must be >= 0, got {pre_h!r}")
+    ts, index = _output_times(outcomes, ts, pre_h)
+    grid = _grid(base, [t for s in scenarios for iv in s for t in (iv.start_h, iv.end_h)])
+    if grid.size == 0:
+        grid = np.zeros(1)
+    tables = _tables(network, base, scenarios, grid)
+    return _run_tables(
+        network,
+        solver,
+        ts,
+        index,
+        grid,
+        tables,
+        scenarios,
+        outcomes,
+        n_cells,
+        key,
+        params,
+        chunk,
+        progress,
+    )
+
+
+def _run_tables(
+    network,
+    solver,
+    ts,
+    index,
+    grid,
+    tables,
+    scenarios,
+    outcomes,
+    n_cells,
+    key,
+    params,
+    chunk,
+    progress,
+) -> ScenarioRun:
+    solver = _bind(network, solver, ts, grid)
+    dtype = jnp.zeros(()).dtype
+    args = (jnp.asarray(ts, dtype), jnp.asarray(grid, dtype))
+    params = None if params is None else {k: jnp.asarray(v, dtype) for k, v in params.items()}
+
+    def run(block):
+        return _scenario_program(
+            network,
+            solver,
+            *args,
+            jnp.asarray(block, dtype),
+            key,
+            params,
+            tuple(outcomes),
+            index,
+            n_cells,
+        )
+
+    n = len(tables)
+    if chunk is None or chunk >= n:
+        outs = [run(tables)]
+    else:
+        from tqdm.auto import tqdm
+
+        outs = []
+        with tqdm(total=n, desc="scenarios", unit="scenario", disable=not progress) as bar:
+            for start in range(0, n, chunk):
+                idx = np.minimum(np.arange(start, start + chunk), n - 1)
+                out = jax.block_until_ready(run(tables[idx]))
+                outs.append(jax.tree.map(lambda v: v[: min(chunk, n - start)], out))
+                bar.update(min(chunk, n - start))
+    values, result, mean, viable = (
+        np.concatenate([np.asarray(o[k]) for o in outs]) for k in range(4)
+    )
+    return ScenarioRun(
+        scenarios=list(scenarios),
+        outcomes=tuple(outcomes),
+        ts=np.asarray(ts),
+        species=network.species,
+        values=values.astype(np.float64),
+        ok=result == 0,
+        mean=mean,
+        viable=viable,
+    )
+
+
+@dataclasses.dataclass
+class ScanResult:
+    """A scan's table: one row per (target, start_h, duration_h, level) plus the base protocol.
+
+    ``rows`` are dicts with ``target, start_h, duration_h, level, outcome, outcome_se, benefit,
+    benefit_se``; ``base`` the base protocol's outcome and SE; ``run`` the underlying
+    `ScenarioRun` (scenario 0 is the base protocol).
+    """
+
+    outcome: Outcome
+    base: tuple[float, float]
+    rows: list[dict]
+    run: ScenarioRun
+
+
+def scan(
+    network: grn.Network,
+    base: Schedule | None,
+    targets: Sequence[str],
+    start_h: Sequence[float],
+    duration_h: Sequence[float],
+    levels,
+    outcome: Outcome,
+    solver: grn.AbstractSolver,
+    n_cells: int,
+    key,
+    params: Mapping | None = None,
+    extra_outcomes: Sequence[Outcome] = (),
+    **options,
+) -> ScanResult:
+    """Scan ``targets x start_h x duration_h x levels`` on top of ``base``, in one batched run.
+
+    ``levels`` is one level, a list of levels, or a mapping target -> level(s). Benefits are paired
+    differences against the base protocol on the same cells. ``options`` go to
+    `simulate_scenarios` (``ts``, ``pre_h``, ``chunk``, ``progress``).
+    """
+    if not targets:
+        raise ValueError("scan needs at least one target")
+    for name, seq in (("start_h", start_h), ("duration_h", duration_h)):
+        if len(seq) == 0:
+            raise ValueError(f"scan needs at least one {name}")
+    grid = [
+        Intervention(t, level, float(s), float(d))
+        for t in targets
+        for s, d in itertools.product(start_h, duration_h)
+        for level in levels_for(levels, t)
+    ]
+    check_targets(network, grid)
+    scenarios = [()] + [(iv,) for iv in grid]
+    run = simulate_scenarios(
+        network,
+        base,
+        scenarios,
+        (outcome, *extra_outcomes),
+        solver,
+        n_cells,
+        key,
+        params,
+        **options,
+    )
+    value, se = run.outcome(0)
+    benefit, benefit_se = run.benefit(0)
+    rows = [
+        {
+            "target": iv.target,
+            "start_h": iv.start_h,
+            "duration_h": iv.duration_h,
+            "level": iv.level,
+            "outcome": float(value[i + 1]),
+            "outcome_se": float(se[i + 1]),
+            "benefit": float(benefit[i + 1]),
+            "benefit_se": float(benefit_se[i + 1]),
+            "n_ok": int(run.ok[i + 1].sum()),
+        }
+        for i, iv in enumerate(grid)
+    ]
+    return ScanResult(outcome, (float(value[0]), float(se[0])), rows, run)
+
+
+def rank(result: ScanResult, keep: float = 0.8) -> list[dict]:
+    """Targets ranked by their earliest-start benefit (at each target's first level and longest
+    duration), with benefit against start time and the intervention window: the latest start
+    before the benefit first drops below ``keep`` x the earliest-start benefit."""
+    table = []
+    for target in dict.fromkeys(r["target"] for r in result.rows):
+        rows = [r for r in result.rows if r["target"] == target]
+        level, duration = rows[0]["level"], max(r["duration_h"] for r in rows)
+        rows = sorted(
+            (r for r in rows if r["level"] == level and r["duration_h"] == duration),
+            key=lambda r: r["start_h"],
+        )
+        first = rows[0]
+        window = first["start_h"]
+        for r in rows[1:]:
+            if first["benefit"] <= 0 or r["benefit"] < keep * first["benefit"]:
+                break
+            window = r["start_h"]
+        table.append(
+            {
+                "target": target,
+                "level": level,
+                "duration_h": duration,
+                "start_h": first["start_h"],
+                "benefit": first["benefit"],
+                "benefit_se": first["benefit_se"],
+                "window_h": window if first["benefit"] > 0 else None,
+                "benefit_by_start": {r["start_h"]: r["benefit"] for r in rows},
+            }
+        )
+    table.sort(key=lambda r: -r["benefit"])
+    for i, r in enumerate(table, 1):
+        r["rank"] = i
+    return table
