@@ -97,7 +97,7 @@ def _base_level(base: Schedule | None, name: str, t: float) -> float:
     return 0.0 if i < 0 else float(base.values[name][i])
 
 
-def _grid(base: Schedule | None, times: Sequence[float]) -> np.ndarray:
+def _grid(base: Schedule | None, times: Sequence[float] | np.ndarray) -> np.ndarray:
     points = set() if base is None else {float(t) for t in base.times}
     points |= {float(t) for t in times if math.isfinite(t)}
     return np.array(sorted(points), np.float64)
@@ -672,7 +672,7 @@ def sensitivity(
     network: grn.Network,
     base: Schedule | None,
     targets: Sequence[str],
-    edges: Sequence[float],
+    edges: Sequence[float] | np.ndarray,
     outcome: Outcome,
     solver: grn.AbstractSolver,
     n_cells: int,
@@ -887,7 +887,7 @@ def optimise_schedule(
     network: grn.Network,
     base: Schedule | None,
     inputs: Sequence[str],
-    edges: Sequence[float],
+    edges: Sequence[float] | np.ndarray,
     budget_h,
     outcome: Outcome,
     solver: grn.AbstractSolver,
