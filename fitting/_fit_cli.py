@@ -11,6 +11,7 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import NoReturn
 
 SECTIONS = {"model", "data", "observables", "parameters", "fit"}
 FIT_KEYS = {
@@ -64,7 +65,7 @@ def add_parser(commands) -> None:
     parser.set_defaults(func=run)
 
 
-def _fail(path: Path, key: str, message: str):
+def _fail(path: Path, key: str, message: str) -> NoReturn:
     raise ConfigError(f"{path}: {key}: {message}")
 
 
@@ -74,7 +75,7 @@ def _number(path, key, value, integer=False, positive=True, allow_none=False):
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if integer:
         ok = isinstance(value, int) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value):
+    if not ok or value is None or not math.isfinite(value):
         _fail(path, key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
     if positive and value <= 0:
         _fail(path, key, f"must be positive, got {value!r}")
