@@ -154,7 +154,7 @@ class Measurements:
         self.sigma = np.array(sigma, np.float64)
         self.where = list(where) if where else [f"row {i}" for i in range(len(obs))]
 
-    def _parse_conditions(self, conditions: Mapping) -> dict[str, tuple[np.ndarray, dict]]:
+    def _parse_conditions(self, conditions: Mapping) -> dict[str, tuple[np.ndarray, dict, list]]:
         parsed = {}
         for cid, entries in conditions.items():
             times, levels, places = [], {}, []

@@ -61,7 +61,7 @@ def demo_fit(steps: int, seed: int, out: Path, log=print) -> dict:
             and not r.get("cellId")
             and float(r["time"]) <= FIT_DAYS * 24.0
         ]
-        fields = [f for f in reader.fieldnames if f != "cellId"]
+        fields = [f for f in reader.fieldnames or () if f != "cellId"]
     table = out / "fit_measurements.tsv"
     with open(table, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fields, delimiter="\t", extrasaction="ignore")

@@ -74,7 +74,8 @@ def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol, mod
         )
         grad = jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grad)
         updates, new_opt = optimizer.update(grad, opt_state, phi)
-        new_phi = problem.space.project(optax.apply_updates(phi, updates))
+        # apply_updates returns phi's structure (a dict); optax annotates it as any pytree.
+        new_phi = problem.space.project(optax.apply_updates(phi, updates))  # pyright: ignore[reportArgumentType]
         return loss, finite, new_phi, new_opt
 
     loss, finite, new_phi, new_opt = jax.vmap(one)(state.phi, state.opt_state, fixed)
@@ -319,7 +320,7 @@ def _save(path: Path, state: _State, history, step: int, names) -> None:
             fh,
             history=np.array(history).reshape(len(history), -1) if history else np.zeros((0, 0)),
             meta=np.array(json.dumps(meta)),
-            **arrays,
+            **arrays,  # pyright: ignore[reportArgumentType]  (keys are leaf_<i>, never allow_pickle)
         )
     os.replace(tmp, path)
 

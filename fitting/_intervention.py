@@ -84,7 +84,7 @@ def _base_level(base: Schedule | None, name: str, t: float) -> float:
     return 0.0 if i < 0 else float(base.values[name][i])
 
 
-def _grid(base: Schedule | None, times: Sequence[float]) -> np.ndarray:
+def _grid(base: Schedule | None, times: Sequence[float] | np.ndarray) -> np.ndarray:
     points = set() if base is None else {float(t) for t in base.times}
     points |= {float(t) for t in times if math.isfinite(t)}
     return np.array(sorted(points), np.float64)

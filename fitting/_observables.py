@@ -13,6 +13,7 @@ import ast
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -75,7 +76,7 @@ def _parse(expression: str) -> tuple[ast.expr, tuple[str, ...]]:
     return tree, tuple(names)
 
 
-def _evaluate(node: ast.expr, values):
+def _evaluate(node: ast.expr, values) -> Any:
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name):
@@ -85,7 +86,8 @@ def _evaluate(node: ast.expr, values):
     if isinstance(node, ast.UnaryOp):
         value = _evaluate(node.operand, values)
         return -value if isinstance(node.op, ast.USub) else value
-    return _FUNCTIONS[node.func.id](_evaluate(node.args[0], values))
+    # _parse admits only one-argument calls of _FUNCTIONS here
+    return _FUNCTIONS[node.func.id](_evaluate(node.args[0], values))  # pyright: ignore[reportAttributeAccessIssue]
 
 
 class Observable(eqx.Module):
@@ -222,7 +224,7 @@ class Observable(eqx.Module):
             var_within = jnp.einsum("cts,ctsr,ctr->ct", grad, cov, grad)
         if self.statistic == "fraction":
             sd = jnp.sqrt(jnp.maximum(var_within, 1e-30))
-            z = (f - self.threshold) / sd
+            z = (f - self.threshold) / sd  # pyright: ignore[reportOperatorIssue]  (set for fraction)
             stat = jnp.mean(jax.scipy.stats.norm.cdf(z if self.above else -z), axis=0)
         elif self.statistic == "mean":
             stat = jnp.mean(f, axis=0)

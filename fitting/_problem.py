@@ -56,7 +56,7 @@ class Problem(eqx.Module):
     n_cells: int = eqx.field(static=True)
     snapshot_loss: str = eqx.field(static=True)
     has_schedules: bool = eqx.field(static=True)
-    snapshot_weight: float
+    snapshot_weight: jax.Array
     ts: jax.Array
     x0: dict | None
     cell_params: dict | None
@@ -306,6 +306,7 @@ class Problem(eqx.Module):
             total = total + gaussian_nll(pred, r["value"], r["sigma"])
         if self.snapshots is not None:
             s = self.snapshots
+            assert per_cell is not None  # predict(cells=True) returns it
             sim = jnp.moveaxis(per_cell, -1, 2)[s["obs"], s["cond"], s["t"]]  # (groups, cells)
             if self.snapshot_loss == "energy":
                 term = jnp.sum(energy_distance(sim, s["values"], s["mask"]))

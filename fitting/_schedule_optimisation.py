@@ -87,7 +87,7 @@ def optimise_schedule(
     network: grn.Network,
     base: Schedule | None,
     inputs: Sequence[str],
-    edges: Sequence[float],
+    edges: Sequence[float] | np.ndarray,
     budget_h,
     outcome: Outcome,
     solver: grn.AbstractSolver,

@@ -106,7 +106,7 @@ def sensitivity(
     network: grn.Network,
     base: Schedule | None,
     targets: Sequence[str],
-    edges: Sequence[float],
+    edges: Sequence[float] | np.ndarray,
     outcome: Outcome,
     solver: grn.AbstractSolver,
     n_cells: int,

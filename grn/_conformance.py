@@ -247,7 +247,7 @@ def run_case(
     root = _root(root)
     solver = SSA() if solver is None else solver
     start = time.perf_counter()
-    row = dict.fromkeys(COLUMNS, "")
+    row: dict[str, object] = dict.fromkeys(COLUMNS, "")
     row.update(case=case, n_cells=int(n_cells), note="")
     row["pass"] = False
     try:

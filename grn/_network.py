@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -121,7 +121,7 @@ class Event(eqx.Module):
 
 
 class _UnknownName(KeyError):
-    def __init__(self, kind: str, name: str, known: Sequence[str]):
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
         super().__init__(name)
         self.kind, self.name, self.known = kind, name, list(known)
 

@@ -36,7 +36,7 @@ class AbstractRateLaw(eqx.Module):
     """
 
     @abc.abstractmethod
-    def __call__(self, x, p, u, reactants=(), stochastic=True): ...
+    def __call__(self, x, p, u, reactants=(), stochastic=True) -> Any: ...
 
     def __mul__(self, other: AbstractRateLaw | float) -> Product:
         return Product((self, _as_law(other)))

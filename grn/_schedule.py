@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -20,10 +21,10 @@ class Schedule(eqx.Module):
     change in time keep the simulation exact.
     """
 
-    times: np.ndarray
-    values: dict[str, np.ndarray]
+    times: np.ndarray | jax.Array
+    values: dict[str, np.ndarray | jax.Array]
 
-    def __init__(self, times: Sequence[float], values: Mapping[str, Sequence[float]]):
+    def __init__(self, times: Sequence[float] | np.ndarray, values: Mapping[str, Sequence[float]]):
         if not isinstance(values, Mapping) or not values:
             raise ValueError("schedule values must be a non-empty mapping of input name -> levels")
         self.times = _validated("schedule times", times)
@@ -74,7 +75,7 @@ def no_schedule(inputs: Sequence[str], dtype):
     return jnp.full((1,), -jnp.inf, dtype), jnp.zeros((1, len(inputs)), dtype)
 
 
-def _validated(what: str, values):
+def _validated(what: str, values) -> np.ndarray | jax.Array:
     """Concrete values become float64 arrays checked to be finite; traced values pass through."""
     if isinstance(values, jax.core.Tracer):
         return values

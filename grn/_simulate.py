@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import overload
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
@@ -23,6 +25,40 @@ TRACE_COUNT = {"ensemble": 0}
 STREAM_BATCH = 16_384
 """Default cells per chunk of a streaming (``reduce=``) run: ~60 MB of float32 trajectories at
 73 output times and 13 species, and enough cells per step to fill a GPU."""
+
+
+@overload
+def simulate(
+    network: Network,
+    ts,
+    key=None,
+    solver: AbstractSolver | None = None,
+    n_cells: int | None = None,
+    params: Mapping | None = None,
+    x0: Mapping | None = None,
+    schedule: Schedule | None = None,
+    batch_size: int | None = None,
+    throw: bool = True,
+    progress: bool = False,
+    reduce: None = None,
+) -> Solution: ...
+
+
+@overload
+def simulate(
+    network: Network,
+    ts,
+    key=None,
+    solver: AbstractSolver | None = None,
+    n_cells: int | None = None,
+    params: Mapping | None = None,
+    x0: Mapping | None = None,
+    schedule: Schedule | None = None,
+    batch_size: int | None = None,
+    throw: bool = True,
+    progress: bool = False,
+    reduce: str | Moments = ...,
+) -> EnsembleMoments: ...
 
 
 def simulate(
@@ -68,8 +104,8 @@ def simulate(
     dtype = jnp.zeros(()).dtype
     ts = _check_times(ts, dtype)
     params = _merge_params(network, params, dtype)
-    x0 = _merge_x0(network, x0, dtype, solver.stochastic)
-    n_cells = _count_cells(params, x0, n_cells, solver.stochastic)
+    x0s = _merge_x0(network, x0, dtype, solver.stochastic)
+    n_cells = _count_cells(params, x0s, n_cells, solver.stochastic)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     if schedule is not None:
@@ -90,9 +126,9 @@ def simulate(
     per_cell = {k: v for k, v in params.items() if v.ndim == 1}
     shared = {k: v for k, v in params.items() if v.ndim == 0}
     cells = {"key": keys, "params": per_cell}
-    if x0.ndim == 2:
-        cells["x0"] = x0
-    common = {"ts": ts, "params": shared, "x0": None if x0.ndim == 2 else x0, "schedule": sched}
+    if x0s.ndim == 2:
+        cells["x0"] = x0s
+    common = {"ts": ts, "params": shared, "x0": None if x0s.ndim == 2 else x0s, "schedule": sched}
     if hist_index is not None:
         cells["valid"] = jnp.ones(n_cells, bool)
         common["edges"] = edges
@@ -105,6 +141,7 @@ def simulate(
         )
     if hist_index is not None:
         return to_result(out, ts, network.species, hist_names, edges)
+    assert isinstance(out, CellPath)
     return Solution(
         ts=ts,
         ys=out.ys,
@@ -205,6 +242,7 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
     else:
         out = run_local(cells)
     if hist_index is not None:
+        assert isinstance(out, dict)
         if throw:
             mean = out["mean"]
             for code in RESULTS:
@@ -213,6 +251,7 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
                     mean = eqx.error_if(mean, failed, RESULTS.message(code))
             out = {**out, "mean": mean}
         return out
+    assert isinstance(out, CellPath)
     if throw:
         ys = out.ys
         for code in RESULTS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import diffrax
 import equinox as eqx
 import jax
@@ -56,7 +58,7 @@ class ODE(AbstractSolver):
         (ys, lws), steps, result = self._integrate(field, ts, y0, schedule_times, args)
         return CellPath(ys, lws, steps, result)
 
-    def _integrate(self, field, ts, y0, schedule_times, args):
+    def _integrate(self, field, ts, y0, schedule_times, args) -> tuple[Any, Any, jax.Array]:
         """Solve ``dy/dt = field(t, y)`` from ``ts[0]``, saving at ``ts``; steps land on breaks."""
         controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol)
         if schedule_times.shape[0] > 1:

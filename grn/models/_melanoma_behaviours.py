@@ -173,12 +173,16 @@ def assess(runs: Mapping) -> dict:
         "W1_se": float(sem["W1"].max()),
     }
     b2["pass"] = bool(
-        low29 > 0.8 and low64 < 0.2 and None not in (w1_out, w1_back) and w1_back < w1_out
+        low29 > 0.8
+        and low64 < 0.2
+        and w1_out is not None
+        and w1_back is not None
+        and w1_back < w1_out
     )
 
     # 3. stochastic escape
     bc = {d: float(bimodality_coefficient(_at(days, y["S"], d))) for d in range(1, 11)}
-    best = max(bc, key=bc.get)
+    best = max(bc, key=bc.__getitem__)
     rng = np.random.default_rng(0)
     s_best = _at(days, y["S"], best)
     boot = [bimodality_coefficient(s_best[rng.integers(0, n, n)]) for _ in range(200)]

@@ -72,7 +72,8 @@ def two_wave_reference(phase: str, days) -> np.ndarray:
 
 
 def wave_score_fit(
-    on_drug: Sequence[Sequence[float]], drug_removed: Sequence[Sequence[float]]
+    on_drug: Sequence[Sequence[float]] | np.ndarray,
+    drug_removed: Sequence[Sequence[float]] | np.ndarray,
 ) -> dict:
     """Score model wave scores against the reference on `SCORING_DAYS`.
 
