@@ -59,11 +59,14 @@ def read(
     return raw
 
 
-def number(path, key, value, *, integer=False, positive=False, minimum=None, allow_none=False):
+def optional_number(path, key, value, **checks) -> int | float | None:
+    """``None``, or ``value`` checked as `number` does."""
+    return None if value is None else number(path, key, value, **checks)
+
+
+def number(path, key, value, *, integer=False, positive=False, minimum=None) -> int | float:
     """``value`` if it is a finite number (an integer with ``integer``), positive with
-    ``positive``, at least ``minimum`` if given; ``None`` passes with ``allow_none``."""
-    if value is None and allow_none:
-        return None
+    ``positive``, at least ``minimum`` if given."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         fail(path, key, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
     if integer and not isinstance(value, int):

@@ -106,9 +106,7 @@ def load_config(path: Path) -> dict:
         fail(path, "fit.solver", f"must be one of {SOLVER_NAMES}, got {fit['solver']!r}")
     for key in ("n_cells", "steps", "starts", "checkpoint_every"):
         checks.number(path, f"fit.{key}", fit[key], integer=True, positive=True)
-    checks.number(
-        path, "fit.patience", fit["patience"], integer=True, positive=True, allow_none=True
-    )
+    checks.optional_number(path, "fit.patience", fit["patience"], integer=True, positive=True)
     checks.number(path, "fit.seed", fit["seed"], integer=True, minimum=0)
     for key in ("learning_rate", "max_norm", "dt", "rtol", "snapshot_weight"):
         checks.number(path, f"fit.{key}", fit[key], positive=True)

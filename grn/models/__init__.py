@@ -1,5 +1,7 @@
 """Built-in networks: the melanoma BRAFi stress-response model and small reference models."""
 
+from typing import TYPE_CHECKING
+
 from ._melanoma import (
     KM1_LOG_SD as KM1_LOG_SD,
     melanoma as melanoma,
@@ -28,6 +30,12 @@ from ._reference import (
     toggle_switch as toggle_switch,
     vilar_oscillator as vilar_oscillator,
 )
+
+if TYPE_CHECKING:  # imported lazily at run time, by __getattr__ below
+    from ._melanoma_data import (
+        OBSERVABLES as SYNTHETIC_OBSERVABLES,  # noqa: F401
+        synthetic_paths as synthetic_paths,
+    )
 
 BUILTIN = {
     "melanoma": melanoma,
