@@ -114,32 +114,6 @@ class EventPlan:
         return x, params, self.triggers(t, x, params)
 
 
-def restart_points(events, s, ts, schedule_times):
-    """Start and length of the current output interval, and the next schedule breakpoint and
-    time event measured from its start (inf when there is none)."""
-    n_times, n_segments = ts.shape[0], schedule_times.shape[0]
-    t_start = ts[s["k"]]
-    span = ts[jnp.minimum(s["k"] + 1, n_times - 1)] - t_start
-    if n_segments == 1:  # no schedule: no breakpoint (static, so the step does less work)
-        bp = jnp.asarray(jnp.inf, ts.dtype)
-    else:
-        nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
-        bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
-    ev = events.next_time(s, ts.dtype) - t_start
-    return t_start, span, bp, ev
-
-
-def first_restart(t_cand, span, bp, ev):
-    """Which restart point, if any, a step ending at ``t_cand`` reaches first: a time event
-    (before a breakpoint at the same time), a breakpoint, or the end of the output interval.
-    Returns the three flags and the time the step ends at."""
-    hits_ev = (ev <= span) & (ev <= bp) & (t_cand >= ev)
-    hits_bp = ~hits_ev & (bp <= span) & (t_cand >= bp)
-    hits_end = ~(hits_ev | hits_bp) & (t_cand >= span)
-    t_new = jnp.where(hits_ev, ev, jnp.where(hits_bp, bp, jnp.where(hits_end, span, t_cand)))
-    return hits_ev, hits_bp, hits_end, t_new
-
-
 UNROLL_MAX = 32
 """Networks with at most this many reactions (or species) get prefix sums and any-reductions
 unrolled into scalar arithmetic, which XLA fuses into the surrounding elementwise loop; a

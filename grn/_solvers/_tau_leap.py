@@ -288,9 +288,7 @@ class TauLeap(AbstractSolver):
             if self.exact_burst:
                 burst = lambda s, r: step(s, r, False)  # noqa: E731
                 s, more = jax.lax.scan(burst, s, r_burst)
-                written = jax.tree.map(
-                    lambda a, b: jnp.concatenate([a[None], b]), written, more
-                )
+                written = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), written, more)
             return s, written
 
         def draws(s):
