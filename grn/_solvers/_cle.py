@@ -82,7 +82,7 @@ class CLE(AbstractSolver):
             active = core.unfinished(s)
             at = core.begin(s)
             reach = core.reach(at, dt)
-            h = jnp.where(active, jnp.where(reach.restart, reach.dt, dt), 0.0)
+            h = jnp.where(active, reach.dt, 0.0)
             xp = jnp.maximum(at.x, 0.0)
             a = network.propensities(xp, at.p, at.u)
             positive = a > 0

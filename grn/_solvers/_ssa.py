@@ -18,10 +18,11 @@ class SSA(AbstractSolver):
     Each event draws ``tau = -log(1 - r1) / a0`` and reaction ``j`` with
     ``sum_{i<j} a_i <= r2 a0 < sum_{i<=j} a_i``. Output times and schedule breakpoints are restart
     points: a candidate event beyond the next one is discarded and the clock set to it, which is
-    exact because the process is memoryless, so piecewise-constant inputs stay exact. Time is kept
-    relative to the start of the current output interval, so float32 does not lose events late in
-    long simulations, and counts are int32 (flagged ``count_overflow`` past 2**24 in float32, where
-    the returned floats stop being exact). Between events the fate integral
+    exact because the process is memoryless, so piecewise-constant inputs stay exact. The clock is
+    a two-float sum relative to the current output interval (`grn._solvers._stepping`), exact in
+    float32 over any output grid (1e7 events in one interval, up to 1e7 h), and counts are int32
+    (flagged ``count_overflow`` past 2**24 in float32, where the returned floats stop being
+    exact). Between events the fate integral
     ``log_weight += (g - h)(x) dt`` is exact.
 
     ``max_events`` bounds the reactions fired per cell over the whole simulation; a cell that

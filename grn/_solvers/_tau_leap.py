@@ -123,11 +123,12 @@ class TauLeap(AbstractSolver):
       ``exact_burst`` further exact steps, cheap ones that skip the step selection and the Poisson
       draws, before ``tau'`` is evaluated again. ``ssa_threshold=inf`` gives the exact SSA.
 
-    Output times, schedule breakpoints and time events are restart points, as in `grn.SSA`: no
-    step crosses one; state events are checked after every step (so they fire up to one leap
-    late). A leap that would is shortened to end there (a shorter leap: no extra approximation) and
-    a critical or exact event drawn beyond it is discarded, which is exact by memorylessness, so
-    piecewise-constant inputs switch exactly. ``log_weight`` integrates ``g - h`` with the
+    Output times, schedule breakpoints and time events are restart points, as in `grn.SSA` (the
+    same stepping core and two-float clock): no step crosses one; state events are checked after
+    every step (so they fire up to one leap late). A leap that would cross one is shortened to
+    end there (a shorter leap: no extra approximation) and a critical or exact event drawn beyond
+    it is discarded, which is exact by memorylessness, so piecewise-constant inputs switch
+    exactly. ``log_weight`` integrates ``g - h`` with the
     left-point rule over each leap (exact over exact steps), an error of the order of the change
     of ``g - h`` over a leap.
 
