@@ -67,7 +67,8 @@ class CLE(AbstractSolver):
                 "CLE(dt, max_steps=...) with max_steps >= duration/dt + output times + breakpoints"
             )
         duration = float(ts[-1] - ts[0])
-        restarts = np.append(schedule_times, [e.at for e in network.events if e.at is not None])
+        times = [e.at if e.at is not None else e.after for e in network.events]
+        restarts = np.append(schedule_times, [t for t in times if t is not None])
         inside = int(np.sum((restarts > ts[0]) & (restarts <= ts[-1])))
         steps = math.ceil(duration / self.dt * (1 + 1e-6)) + len(ts) + inside + 1
         return CLE(self.dt, steps)
@@ -76,7 +77,7 @@ class CLE(AbstractSolver):
         dtype = ts.dtype
         nu = jnp.asarray(network.stoichiometry, dtype)
         dt = jnp.asarray(self.dt, dtype)
-        core = Stepper(network, ts, params, schedule_times, schedule_table)
+        core = Stepper(network, ts, params, schedule_times, schedule_table, reverse_mode=True)
 
         def step(s, _):
             active = core.unfinished(s)
@@ -91,14 +92,17 @@ class CLE(AbstractSolver):
             dw = z * jnp.sqrt(h)
             x_new = at.x + (a * h + root_a * dw) @ nu
             lw_new = s["lw"] + network.fate_rate(xp, at.p, at.u) * h
-            x_new, _, updates = core.fire_events(s, at, reach, x_new)
-            moved, row = core.advance(s, reach, active, x_new, updates)
+            x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
+            code = core.code(s, active, False, False, looped)
+            ok = active & (code == RESULTS.successful)
+            moved, row = core.advance(s, reach, ok, x_new, updates)
             new = {
                 **s,
                 **moved,
-                "n": s["n"] + (h > 0),
+                "n": s["n"] + (ok & (h > 0)),
+                "res": code,
                 "rng": jnp.where(h > 0, rng, s["rng"]),  # zero-length steps draw nothing
-                "lw": jnp.where(active, lw_new, s["lw"]),
+                "lw": jnp.where(ok, lw_new, s["lw"]),
                 "ys": s["ys"].at[row].set(x_new, mode="drop"),
                 "lws": s["lws"].at[row].set(lw_new, mode="drop"),
             }
@@ -109,5 +113,6 @@ class CLE(AbstractSolver):
         state["rng"] = _xoshiro.seed(key, (nu.shape[0],))
         state, _ = jax.lax.scan(step, state, length=self.max_steps)
         ok = (state["k"] >= ts.shape[0] - 1) & jnp.all(jnp.isfinite(state["ys"]))
-        result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
+        failed = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed)
+        result = jnp.where(state["res"] == RESULTS.successful, failed, state["res"])
         return CellPath(state["ys"], state["lws"], state["n"], result)

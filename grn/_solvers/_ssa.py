@@ -88,9 +88,9 @@ class SSA(AbstractSolver):
             x_new = jnp.where(fire, at.x + nu[j], at.x)
             if fate:
                 lw_new = s["lw"] + network.fate_rate(xf, at.p, at.u) * reach.dt
-            x_new, _, updates = core.fire_events(s, at, reach, x_new)
+            x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
             invalid = ~jnp.isfinite(a0) | any_true(a < 0)
-            code = core.code(s, active, invalid, any_true(x_new < 0), x_new)
+            code = core.code(s, active, invalid, any_true(x_new < 0), looped, x_new)
             ok = active & (code == RESULTS.successful)
             moved, row = core.advance(s, reach, ok, x_new, updates)
             out = {**s, **moved, "n": s["n"] + (fire & ok), "res": code, "rng": rng}

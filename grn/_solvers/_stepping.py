@@ -78,21 +78,25 @@ def _at_least(hi, lo, target):
 class Stepper:
     """One cell's stepping loop around a solver's step (see the module docstring).
 
-    The state is a dict (`EventPlan.initial_state`) with ``res``, the result code, added here;
-    solvers add their own entries (random state, counters).
+    The state is a dict (`EventPlan.initial_state`) with ``res``, the result code, and ``tl``,
+    the clock's low part, added here; solvers add their own entries (random state, counters).
+    ``reverse_mode``: the events support reverse-mode autodiff (`EventPlan`).
     """
 
-    def __init__(self, network, ts, params, schedule_times, schedule_table):
+    def __init__(self, network, ts, params, schedule_times, schedule_table, reverse_mode=False):
         self.network, self.ts, self.params = network, ts, params
         self.schedule_times, self.schedule_table = schedule_times, schedule_table
-        self.events = EventPlan(network)
+        self.events = EventPlan(network, reverse_mode)
         self.dtype = ts.dtype
         self.n_times = ts.shape[0]
         self.exact_limit = 2**24 if self.dtype == jnp.float32 else 2**31 - 1
 
     def initial_state(self, x0):
-        state = self.events.initial_state(self.ts, self.schedule_times, x0, self.params)
-        state["res"] = jnp.asarray(RESULTS.successful, jnp.int32)
+        seg = jnp.searchsorted(self.schedule_times, self.ts[0], side="right") - 1
+        u = self.schedule_table[seg]
+        state, looped = self.events.initial_state(self.ts, self.schedule_times, x0, self.params, u)
+        code = jnp.where(looped, RESULTS.event_loop, RESULTS.successful)
+        state["res"] = code.astype(jnp.int32)
         state["tl"] = jnp.zeros((), self.dtype)
         return state
 
@@ -118,14 +122,14 @@ class Stepper:
 
     def reach(self, at: Point, tau) -> Reach:
         """Where a step of length ``tau`` from ``at`` ends: at the first restart point it
-        reaches (a time event before a breakpoint at the same time, a breakpoint, the end of the
-        output interval), else after ``tau``."""
+        reaches (a breakpoint before a time event at the same time, so that the event sees the
+        new inputs; the end of the output interval last), else after ``tau``."""
         # tau beyond the interval's end reaches a restart point; capping it keeps the sum finite.
         hi, err = _two_sum(at.t, jnp.minimum(tau, at.span))
         lo = err + at.tl
         hi, lo = hi + lo, lo - ((hi + lo) - hi)  # renormalise: |lo| <= ulp(hi) / 2
-        hits_ev = (at.ev <= at.span) & (at.ev <= at.bp) & _at_least(hi, lo, at.ev)
-        hits_bp = ~hits_ev & (at.bp <= at.span) & _at_least(hi, lo, at.bp)
+        hits_bp = (at.bp <= at.span) & (at.bp <= at.ev) & _at_least(hi, lo, at.bp)
+        hits_ev = ~hits_bp & (at.ev <= at.span) & _at_least(hi, lo, at.ev)
         hits_end = ~(hits_ev | hits_bp) & _at_least(hi, lo, at.span)
         target = jnp.where(hits_ev, at.ev, jnp.where(hits_bp, at.bp, at.span))
         restart = hits_ev | hits_bp | hits_end
@@ -135,24 +139,27 @@ class Stepper:
         return Reach(hits_ev, hits_bp, hits_end, t_new, tl_new, dt)
 
     def fire_events(self, s, at: Point, reach: Reach, x_new):
-        """Apply the time event the step reached and the state events it triggered. Returns
-        the state, the parameters and the event entries of the state to update."""
+        """Apply the time events the step reached and the state events it triggered. Returns
+        the state, the parameters, the event entries of the state to update and whether the
+        state events kept triggering each other (`grn.Event`)."""
         if not self.events:
-            return x_new, at.p, {"p": s["p"]}
-        return self.events.step(s, reach.hits_ev, at.t_start + reach.t_new, x_new, at.p, at.u)
+            return x_new, at.p, {"p": s["p"]}, jnp.asarray(False)
+        t = at.t_start + reach.t_new
+        if self.events.times.size:  # at a restart time of the events, that time exactly
+            exact = jnp.asarray(self.events.times, self.dtype)
+            t = jnp.where(reach.hits_ev, exact[jnp.minimum(s["te"], exact.shape[0] - 1)], t)
+        return self.events.step(s, reach.hits_ev, t, x_new, at.p, at.u)
 
-    def code(self, s, active, invalid, negative, x_new):
-        """The result code after a step: ``invalid`` propensities, a ``negative`` count or a
-        count in ``x_new`` past what the dtype holds exactly; unchanged where not ``active``."""
-        code = jnp.where(
-            invalid,
-            RESULTS.invalid_propensity,
-            jnp.where(
-                negative,
-                RESULTS.negative_population,
-                jnp.where(any_true(x_new >= self.exact_limit), RESULTS.count_overflow, s["res"]),
-            ),
-        )
+    def code(self, s, active, invalid, negative, looped, x_new=None):
+        """The result code after a step: ``invalid`` propensities, a ``negative`` count, state
+        events that ``looped``, or a count in ``x_new`` past what the dtype holds exactly (not
+        checked without ``x_new``); unchanged where not ``active``."""
+        code = s["res"]
+        if x_new is not None:
+            code = jnp.where(any_true(x_new >= self.exact_limit), RESULTS.count_overflow, code)
+        code = jnp.where(looped, RESULTS.event_loop, code)
+        code = jnp.where(negative, RESULTS.negative_population, code)
+        code = jnp.where(invalid, RESULTS.invalid_propensity, code)
         return jnp.where(active, code, s["res"])
 
     def advance(self, s, reach: Reach, accept, x_new, updates):

@@ -260,9 +260,9 @@ class TauLeap(AbstractSolver):
 
             negative = jnp.any(x_new < 0)
             reject = ~exact & negative  # a leap overshot: retry with tau' halved
-            x_new, _, updates = core.fire_events(s, at, reach, x_new)
+            x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
             invalid = ~jnp.isfinite(a0) | jnp.any(a < 0)
-            code = core.code(s, active, invalid, exact & negative, x_new)
+            code = core.code(s, active, invalid, exact & negative, looped, x_new)
             ok = active & (code == RESULTS.successful)
             accept = ok & ~reject
             moved, row = core.advance(s, reach, accept, x_new, updates)
