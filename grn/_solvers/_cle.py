@@ -24,6 +24,9 @@ class CLE(AbstractSolver):
     core is shared, `grn._solvers._stepping`); state events are checked after every step (so they
     fire up to one step late: an approximation of the trigger time).
 
+    A negative or non-finite propensity (a rate law that is not one at this state) stops the cell
+    with ``RESULTS.invalid_propensity`` rather than entering the drift.
+
     Non-negativity: propensities are evaluated at ``max(X, 0)``, so the noise switches off when a
     count reaches 0 and the drift pushes it back, but the state itself is not clipped and may dip
     slightly below 0 (by about ``sqrt(a dt)``). Clipping the state instead biases means upwards:
@@ -93,7 +96,8 @@ class CLE(AbstractSolver):
             x_new = at.x + (a * h + root_a * dw) @ nu
             lw_new = s["lw"] + network.fate_rate(xp, at.p, at.u) * h
             x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
-            code = core.code(s, active, False, False, looped)
+            invalid = ~jnp.isfinite(jnp.sum(a)) | jnp.any(a < 0)
+            code = core.code(s, active, invalid, False, looped)
             ok = active & (code == RESULTS.successful)
             moved, row = core.advance(s, reach, ok, x_new, updates)
             new = {
