@@ -78,15 +78,36 @@ class Event(eqx.Module):
     ``Event(at=25.0, assign={"X": 50})`` fires once when time reaches 25 (exactly, also between
     output times); ``Event(when=lambda t, x, p: x["P2"] > 30, assign={"P": 100, "P2": 0})`` fires
     each time its trigger turns from false to true, checked after every reaction (exact SSA) or
-    step (approximate solvers). Assigned values are numbers, parameter names or callables
-    ``(x, p, u) -> value`` evaluated with the values just before the event (SBML semantics, no
-    delays). Targets are species or parameters.
+    step (approximate solvers). ``Event(after=5.0, when=...)`` is the trigger ``time > 5 and
+    when``: time 5 is a restart point, so it fires exactly at 5 if ``when`` holds then (a trigger
+    that reads ``t`` itself is only seen after the next reaction). Assigned values are numbers,
+    parameter names or callables ``(x, p, u) -> value``. Targets are species or parameters.
+
+    Events at one instant (SBML semantics, no delays; the same in every solver): the time events
+    at that time fire first, in definition order, then the state events whose triggers turned
+    true, in definition order; an assignment that turns another trigger true fires that event at
+    the same instant, round after round until no trigger turns true (at most
+    `grn._solvers._events.CHAIN_CAP` rounds, else the cell gets ``RESULTS.event_loop``). An event
+    at a schedule breakpoint sees the new input levels. The SBML attributes:
+
+    - ``use_values_from_trigger_time`` (default True): assignments use the values from before
+      the instant's round of events (the trigger time); False: from just before this event runs,
+      after the events before it in the round.
+    - ``persistent`` (default True): fire even if an earlier event of the round made the
+      trigger false; False: cancelled then.
+    - ``initial_value`` (default True): the trigger counts as true before the start, so one that
+      holds at ``ts[0]`` does not fire (nor does a time event at ``ts[0]``); False: it fires at
+      ``ts[0]``, before the first output is recorded.
     """
 
     assign: tuple[tuple[str, AbstractRateLaw], ...] = eqx.field(static=True)
     at: float | None = eqx.field(static=True)
     when: Callable | None = eqx.field(static=True)
     name: str | None = eqx.field(static=True)
+    after: float | None = eqx.field(static=True)
+    persistent: bool = eqx.field(static=True)
+    initial_value: bool = eqx.field(static=True)
+    use_values_from_trigger_time: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -94,6 +115,10 @@ class Event(eqx.Module):
         at: float | None = None,
         when: Callable | None = None,
         name: str | None = None,
+        after: float | None = None,
+        persistent: bool = True,
+        initial_value: bool = True,
+        use_values_from_trigger_time: bool = True,
     ):
         if (at is None) == (when is None):
             raise ValueError(
@@ -108,8 +133,24 @@ class Event(eqx.Module):
             raise TypeError(f"event {name or ''}: when= must be a callable (t, x, p) -> bool")
         if not isinstance(assign, Mapping) or not assign:
             raise ValueError(f"event {name or ''}: assign= must be a non-empty mapping")
+        if after is not None:
+            if when is None:
+                raise ValueError(f"event {name or ''}: after= needs a state trigger when=")
+            after = float(after)
+            if not np.isfinite(after):
+                raise ValueError(f"event {name or ''}: time after={after} must be finite")
+        flags = {
+            "persistent": persistent,
+            "initial_value": initial_value,
+            "use_values_from_trigger_time": use_values_from_trigger_time,
+        }
+        for flag, value in flags.items():
+            if not isinstance(value, bool | np.bool_):
+                raise TypeError(f"event {name or ''}: {flag}= must be True or False, got {value!r}")
         self.assign = tuple((str(k), _as_law(v)) for k, v in assign.items())
-        self.at, self.when, self.name = at, when, name
+        self.at, self.when, self.name, self.after = at, when, name, after
+        self.persistent, self.initial_value = bool(persistent), bool(initial_value)
+        self.use_values_from_trigger_time = bool(use_values_from_trigger_time)
 
     @property
     def label(self) -> str:

@@ -91,7 +91,9 @@ def simulate(
       codes are returned in ``Solution.result`` instead.
     - ``reduce``: ``"moments"`` or `grn.Moments` (with histograms) returns a
       `grn.EnsembleMoments` accumulated chunk by chunk of ``batch_size`` cells (default
-      16,384) instead of every trajectory, so memory does not grow with ``n_cells``.
+      16,384) instead of every trajectory, so memory does not grow with ``n_cells``. With
+      ``throw=False`` the moments exclude failed cells (``count`` successful cells enter them)
+      and ``result_counts[code]`` counts the cells per `grn.RESULTS` code, failed ones included.
     """
     if not isinstance(network, Network):
         raise TypeError(f"simulate expects a grn.Network, got {type(network).__name__}")
@@ -383,8 +385,17 @@ def _merge_x0(network, overrides, dtype, stochastic):
                     f"solver, got {np.asarray(arr).tolist()}"
                 )
     if n is None:
-        return jnp.stack(columns)
-    return jnp.stack([jnp.broadcast_to(c, (n,)) for c in columns], axis=-1)
+        x0 = jnp.stack(columns)
+    else:
+        x0 = jnp.stack([jnp.broadcast_to(c, (n,)) for c in columns], axis=-1)
+    if stochastic and any(_concrete(c) is None for c in columns):  # traced: checked in the run
+        x0 = eqx.error_if(
+            x0,
+            jnp.any(x0 != jnp.round(x0)),
+            "initial counts must be integers for a stochastic solver; under jit the values "
+            "are checked when the simulation runs (they are not rounded)",
+        )
+    return x0
 
 
 def _count_cells(params, x0, n_cells, stochastic):

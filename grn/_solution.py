@@ -19,6 +19,7 @@ class RESULTS(enum.IntEnum):
     negative_population = 3  # a reaction fired that drove a count below zero
     count_overflow = 4  # a count grew past what the float dtype holds exactly (2**24 in float32)
     solver_failed = 5  # step budget (ODE/LNA) exhausted or a non-finite state
+    event_loop = 6  # state events kept triggering each other at one instant
 
     @classmethod
     def message(cls, code: int) -> str:
@@ -47,6 +48,11 @@ _MESSAGES = {
         "the solver failed (ODE/LNA: step budget exhausted; any: a non-finite state): raise "
         "max_steps, loosen the tolerances, or for a stiff network use an implicit method, "
         "e.g. grn.ODE(method=diffrax.Kvaerno5()); for the CLE, a smaller dt"
+    ),
+    RESULTS.event_loop: (
+        "state events kept triggering each other at one instant (an assignment turns another "
+        "trigger true, and so on, past grn._solvers._events.CHAIN_CAP rounds): check the "
+        "events' triggers and assignments"
     ),
 }
 

@@ -11,7 +11,7 @@ import numpy as np
 from .._solution import RESULTS
 from . import _xoshiro
 from ._base import AbstractSolver, CellPath
-from ._events import EventPlan
+from ._stepping import Stepper
 
 
 class CLE(AbstractSolver):
@@ -20,9 +20,12 @@ class CLE(AbstractSolver):
     ``dX = S^T a(X) dt + S^T diag(sqrt(a(X))) dW`` with the network's propensities ``a`` and one
     Brownian motion per reaction; weak order 1 in ``dt``. Steps have length ``dt`` except where
     they are shortened to land exactly on output times and schedule breakpoints, so inputs switch
-    exactly. Time is kept relative to the current output interval (float32-safe late in time).
-    Time events (``Event(at=...)``) are restart points too; state events are checked after every
-    step (so they fire up to one step late: an approximation of the trigger time).
+    exactly. Time events (``Event(at=...)``) are restart points too, as in `grn.SSA` (the stepping
+    core is shared, `grn._solvers._stepping`); state events are checked after every step (so they
+    fire up to one step late: an approximation of the trigger time).
+
+    A negative or non-finite propensity (a rate law that is not one at this state) stops the cell
+    with ``RESULTS.invalid_propensity`` rather than entering the drift.
 
     Non-negativity: propensities are evaluated at ``max(X, 0)``, so the noise switches off when a
     count reaches 0 and the drift pushes it back, but the state itself is not clipped and may dip
@@ -67,74 +70,53 @@ class CLE(AbstractSolver):
                 "CLE(dt, max_steps=...) with max_steps >= duration/dt + output times + breakpoints"
             )
         duration = float(ts[-1] - ts[0])
-        restarts = np.append(schedule_times, [e.at for e in network.events if e.at is not None])
-        inside = int(np.sum((restarts > ts[0]) & (restarts < ts[-1])))
+        times = [e.at if e.at is not None else e.after for e in network.events]
+        restarts = np.append(schedule_times, [t for t in times if t is not None])
+        inside = int(np.sum((restarts > ts[0]) & (restarts <= ts[-1])))
         steps = math.ceil(duration / self.dt * (1 + 1e-6)) + len(ts) + inside + 1
         return CLE(self.dt, steps)
 
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
         dtype = ts.dtype
         nu = jnp.asarray(network.stoichiometry, dtype)
-        n_times, n_segments = ts.shape[0], schedule_times.shape[0]
         dt = jnp.asarray(self.dt, dtype)
-        events = EventPlan(network)
+        core = Stepper(network, ts, params, schedule_times, schedule_table, reverse_mode=True)
 
         def step(s, _):
-            t, x, k = s["t"], s["x"], s["k"]
-            p = {**params, **s["p"]}
-            done = k >= n_times - 1
-            t_start = ts[k]
-            span = ts[jnp.minimum(k + 1, n_times - 1)] - t_start
-            nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
-            bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
-            to_bp = jnp.where(bp > t, bp - t, jnp.inf)
-            ev = events.next_time(s, dtype) - t_start
-            to_ev = jnp.where(ev > t, ev - t, jnp.inf)
-            h = jnp.minimum(jnp.minimum(dt, span - t), jnp.minimum(to_bp, to_ev))
-            h = jnp.where(done, 0.0, h)
-            hits_end = ~done & (h >= span - t)
-            hits_bp = ~done & (h >= to_bp)  # also when the breakpoint is the interval's end
-            hits_ev = ~done & (h >= to_ev)
-            u = schedule_table[s["seg"]]
-            xp = jnp.maximum(x, 0.0)
-            a = network.propensities(xp, p, u)
+            active = core.unfinished(s)
+            at = core.begin(s)
+            reach = core.reach(at, dt)
+            h = jnp.where(active, reach.dt, 0.0)
+            xp = jnp.maximum(at.x, 0.0)
+            a = network.propensities(xp, at.p, at.u)
             positive = a > 0
             root_a = jnp.where(positive, jnp.sqrt(jnp.where(positive, a, 1.0)), 0.0)
             rng, z = _xoshiro.next_normal(s["rng"], dtype)
             dw = z * jnp.sqrt(h)
-            x_new = x + (a * h + root_a * dw) @ nu
-            lw_new = s["lw"] + network.fate_rate(xp, p, u) * h
-            new = dict(s)
-            if events:
-                t_abs = t_start + jnp.where(hits_ev, ev, t + h)
-                x_e, _, updates = events.step(s, hits_ev, t_abs, x_new, p, u)
-                x_new = jnp.where(done, x_new, x_e)
-                new.update(
-                    jax.tree.map(
-                        lambda a, b: jnp.where(done, b, a),
-                        updates,
-                        {name: s[name] for name in updates},
-                    )
-                )
-            row = jnp.where(hits_end, k + 1, n_times)  # out of range: the write is dropped
-            t_new = jnp.where(hits_ev, ev, jnp.where(hits_bp, bp, t + h))
-            new.update(
-                x=x_new,
-                k=k + hits_end,
-                t=jnp.where(hits_end, 0.0, t_new),
-                seg=s["seg"] + hits_bp,
-                n=s["n"] + ~done,
-                rng=rng,
-                lw=lw_new,
-                ys=s["ys"].at[row].set(x_new, mode="drop"),
-                lws=s["lws"].at[row].set(lw_new, mode="drop"),
-            )
+            x_new = at.x + (a * h + root_a * dw) @ nu
+            lw_new = s["lw"] + network.fate_rate(xp, at.p, at.u) * h
+            x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
+            invalid = ~jnp.isfinite(jnp.sum(a)) | jnp.any(a < 0)
+            code = core.code(s, active, invalid, False, looped)
+            ok = active & (code == RESULTS.successful)
+            moved, row = core.advance(s, reach, ok, x_new, updates)
+            new = {
+                **s,
+                **moved,
+                "n": s["n"] + (ok & (h > 0)),
+                "res": code,
+                "rng": jnp.where(h > 0, rng, s["rng"]),  # zero-length steps draw nothing
+                "lw": jnp.where(ok, lw_new, s["lw"]),
+                "ys": s["ys"].at[row].set(x_new, mode="drop"),
+                "lws": s["lws"].at[row].set(lw_new, mode="drop"),
+            }
             return new, None
 
-        state = events.initial_state(ts, schedule_times, x0.astype(dtype), params)
+        state = core.initial_state(x0.astype(dtype))
         # One xoshiro128++ stream per reaction, seeded from the key (see the class docstring).
         state["rng"] = _xoshiro.seed(key, (nu.shape[0],))
         state, _ = jax.lax.scan(step, state, length=self.max_steps)
-        ok = (state["k"] >= n_times - 1) & jnp.all(jnp.isfinite(state["ys"]))
-        result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
+        ok = (state["k"] >= ts.shape[0] - 1) & jnp.all(jnp.isfinite(state["ys"]))
+        failed = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed)
+        result = jnp.where(state["res"] == RESULTS.successful, failed, state["res"])
         return CellPath(state["ys"], state["lws"], state["n"], result)

@@ -2,67 +2,134 @@
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+CHAIN_CAP = 64
+"""Rounds of state events at one instant (each fires the events whose triggers the previous
+round turned true) before a cell stops with ``RESULTS.event_loop``."""
 
 
 class EventPlan:
     """The static layout of a network's events, and their application to a state.
 
-    Time events (``Event(at=...)``) are sorted by time; the solver keeps the index of the next
-    one and treats its time as a restart point, exactly like a schedule breakpoint. State events
-    (``Event(when=...)``) fire when their trigger turns from false to true after a step; their
-    trigger values are carried between steps. Parameters that events assign become part of the
-    solver state (``assigned`` names them).
+    The restart times are the times of the time events (``Event(at=...)``) and the arming
+    times of state events (``Event(after=...)``), sorted and merged; the solver keeps the index
+    ``te`` of the next one and treats it like a schedule breakpoint. State events
+    (``Event(when=...)``) fire when their trigger turns from false to true; their trigger values
+    are carried between steps. Parameters that events assign become part of the solver state
+    (``assigned`` names them). See `grn.Event` for the semantics at one instant.
+    ``reverse_mode`` runs the rounds of state events in a loop that reverse-mode autodiff can go
+    through (the CLE's pathwise gradients); the plain loop supports forward mode only.
     """
 
-    def __init__(self, network):
-        self.network = network
+    def __init__(self, network, reverse_mode: bool = False):
+        self.network, self.reverse_mode = network, reverse_mode
         events = network.events
-        self.timed = sorted((e for e in events if e.at is not None), key=lambda e: e.at)
-        self.times = np.array([e.at for e in self.timed], dtype=np.float64)
+        self.timed = [e for e in events if e.at is not None]  # definition order
         self.triggered = [e for e in events if e.when is not None]
+        armed = [e.after for e in self.triggered if e.after is not None]
+        self.times = np.unique(np.array([e.at for e in self.timed] + armed, dtype=np.float64))
+        self.timed_index = [int(np.searchsorted(self.times, e.at)) for e in self.timed]
+        self.armed_index = [
+            None if e.after is None else int(np.searchsorted(self.times, e.after))
+            for e in self.triggered
+        ]
         self.assigned = sorted({t for e in events for t, _ in e.assign if t not in network.species})
 
     def __bool__(self):
         return bool(self.timed or self.triggered)
 
-    def apply(self, event, t, x, params, u):
-        """Carry out ``event``'s assignments, all evaluated with the values before it."""
+    def _values(self, event, x, params, u):
         net = self.network
-        xs = {name: x[i].astype(t.dtype) for i, name in enumerate(net.species)}
+        xs = {name: x[i].astype(u.dtype) for i, name in enumerate(net.species)}
         us = {name: u[i] for i, name in enumerate(net.inputs)}
-        values = [(target, law(xs, params, us)) for target, law in event.assign]
-        params = dict(params)
-        for target, value in values:
-            if target in net.species:
-                value = jnp.round(value) if jnp.issubdtype(x.dtype, jnp.integer) else value
-                x = x.at[net.species.index(target)].set(jnp.asarray(value).astype(x.dtype))
+        return [(target, law(xs, params, us)) for target, law in event.assign]
+
+    def _round(self, events, fire, t, x, params, u, te):
+        """Fire ``events`` where ``fire``, in order: their values from the state before the
+        round, or (``use_values_from_trigger_time=False``) from just before each; a
+        non-persistent state event only if its trigger still holds."""
+        x0, p0 = x, params
+        net = self.network
+        for i, (event, f) in enumerate(zip(events, fire)):
+            if event.when is not None and not event.persistent:
+                f = f & self._trigger(event, i, t, x, params, te)
+            if event.use_values_from_trigger_time:
+                values = self._values(event, x0, p0, u)
             else:
-                params[target] = jnp.asarray(value, t.dtype)
+                values = self._values(event, x, params, u)
+            params = dict(params)
+            for target, value in values:
+                if target in net.species:
+                    value = jnp.round(value) if jnp.issubdtype(x.dtype, jnp.integer) else value
+                    i = net.species.index(target)
+                    x = x.at[i].set(jnp.where(f, jnp.asarray(value).astype(x.dtype), x[i]))
+                else:
+                    params[target] = jnp.where(f, jnp.asarray(value, u.dtype), params[target])
         return x, params
 
-    def apply_timed(self, index, t, x, params, u):
-        """Apply the time event number ``index`` (traced) of the sorted time events."""
-        branches = [lambda a, e=e: self.apply(e, *a) for e in self.timed]
-        return jax.lax.switch(jnp.clip(index, 0, len(branches) - 1), branches, (t, x, params, u))
+    def _trigger(self, event, i, t, x, params, te):
+        xs = {name: x[k].astype(t.dtype) for k, name in enumerate(self.network.species)}
+        value = jnp.asarray(event.when(t, xs, params), bool)
+        if self.armed_index[i] is not None:  # armed once time has passed `after`
+            value = value & (te > self.armed_index[i])
+        return value
 
-    def triggers(self, t, x, params):
+    def triggers(self, t, x, params, te):
         """Trigger values of the state events, shape (state events,)."""
-        xs = {name: x[i].astype(t.dtype) for i, name in enumerate(self.network.species)}
-        values = [jnp.asarray(e.when(t, xs, params), bool) for e in self.triggered]
+        values = [self._trigger(e, i, t, x, params, te) for i, e in enumerate(self.triggered)]
         return jnp.stack(values) if values else jnp.zeros((0,), bool)
 
-    def initial_state(self, ts, schedule_times, x0, params):
-        """The state every stepping solver starts from at ``ts[0]``.
+    def instant(self, t, x, params, u, timed_fire, before, te):
+        """All events at one instant: the time events where ``timed_fire`` (one flag per time
+        event), then rounds of state events whose triggers turned true since ``before``.
+        Returns ``x``, the parameters, the trigger values and whether the rounds hit the cap."""
+        if self.timed:
+            x, params = self._round(self.timed, timed_fire, t, x, params, u, te)
+        if not self.triggered:
+            return x, params, before, jnp.asarray(False)
+        now = self.triggers(t, x, params, te)
+        x, params = self._round(self.triggered, now & ~before, t, x, params, u, te)
+        seen, now = now, self.triggers(t, x, params, te)
+
+        def rising(c):
+            return jnp.any(c[3] & ~c[2]) & (c[4] < CHAIN_CAP)
+
+        def again(c):
+            x, params, seen, now, rounds = c
+            x, params = self._round(self.triggered, now & ~seen, t, x, params, u, te)
+            return x, params, now, self.triggers(t, x, params, te), rounds + 1
+
+        carry = (x, params, seen, now, jnp.ones((), jnp.int32))
+        if self.reverse_mode:
+            kind = {"max_steps": CHAIN_CAP, "kind": "checkpointed"}
+            x, params, seen, now, _ = eqx.internal.while_loop(rising, again, carry, **kind)
+        else:
+            x, params, seen, now, _ = jax.lax.while_loop(rising, again, carry)
+        return x, params, now, jnp.any(now & ~seen)
+
+    def initial_state(self, ts, schedule_times, x0, params, u):
+        """The state every stepping solver starts from at ``ts[0]``, after the events with
+        ``initial_value=False`` that fire there.
 
         ``x`` state, ``k`` output interval, ``t`` time within it, ``seg`` schedule segment, ``n``
         events (or steps), ``lw`` fate integral, ``ys``/``lws`` outputs (NaN until reached),
-        ``p`` event-assigned parameters, ``te`` next time event, ``trig`` trigger values.
+        ``p`` event-assigned parameters, ``te`` next restart time of the events, ``trig``
+        trigger values; also whether the events at ``ts[0]`` hit the round cap.
         """
         dtype, n_times = ts.dtype, ts.shape[0]
         zero = jnp.zeros((), jnp.int32)
+        looped = jnp.asarray(False)
+        te = jnp.searchsorted(jnp.asarray(self.times, dtype), ts[0], side="right")
+        te = te.astype(jnp.int32)
+        if self:
+            at_start = [(e.at == ts[0]) & (not e.initial_value) for e in self.timed]
+            now = self.triggers(ts[0], x0, params, te)
+            before = now & jnp.asarray([e.initial_value for e in self.triggered], bool)
+            x0, params, trig, looped = self.instant(ts[0], x0, params, u, at_start, before, te)
         state = {
             "x": x0,
             "k": zero,
@@ -74,70 +141,35 @@ class EventPlan:
             "lws": jnp.full((n_times,), jnp.nan, dtype).at[0].set(0.0),
             "p": {name: params[name] for name in self.assigned},
         }
-        if self.timed:
-            # SBML semantics: a trigger already true at the start does not fire.
-            times = jnp.asarray(self.times, dtype)
-            state["te"] = jnp.searchsorted(times, ts[0], side="right").astype(jnp.int32)
+        if self.times.size:
+            state["te"] = te
         if self.triggered:
-            state["trig"] = self.triggers(ts[0], x0, params)
-        return state
+            state["trig"] = trig
+        return state, looped
 
     def next_time(self, s, dtype):
-        """The time of the next time event (inf when there is none)."""
-        if not self.timed:
+        """The next restart time of the events (inf when there is none)."""
+        if not self.times.size:
             return jnp.inf
         return jnp.asarray(np.append(self.times, np.inf), dtype)[s["te"]]
 
-    def step(self, s, hits_time_event, t, x, params, u):
-        """After a step that ends at time ``t`` in state ``x``: apply the time event if it was
-        reached, then the state events whose triggers turned true. Returns ``x``, the parameters
-        and the updated event entries of the state (``p``, ``te``, ``trig``)."""
+    def step(self, s, hits_time, t, x, params, u):
+        """After a step that ends at time ``t`` in state ``x``: the events at that instant
+        (`instant`), the time events if it reached their time. Returns ``x``, the parameters,
+        the updated event entries of the state (``p``, ``te``, ``trig``) and whether the rounds
+        of state events hit the cap."""
         new = {}
-        if self.timed:
-            x_e, p_e = self.apply_timed(s["te"], t, x, params, u)
-            x = jnp.where(hits_time_event, x_e, x)
-            params = jax.tree.map(lambda a, b: jnp.where(hits_time_event, a, b), p_e, params)
-            new["te"] = s["te"] + hits_time_event
+        te = s.get("te")
+        if self.times.size:
+            te = s["te"] + hits_time
+            new["te"] = te
+        timed_fire = [hits_time & (s["te"] == i) for i in self.timed_index]
+        before = s.get("trig", jnp.zeros((0,), bool))
+        x, params, trig, looped = self.instant(t, x, params, u, timed_fire, before, te)
         if self.triggered:
-            x, params, new["trig"] = self.fire_triggered(t, x, params, u, s["trig"])
+            new["trig"] = trig
         new["p"] = {name: params[name] for name in self.assigned}
-        return x, params, new
-
-    def fire_triggered(self, t, x, params, u, before):
-        """Fire the state events whose triggers turned true; return the new trigger values."""
-        now = self.triggers(t, x, params)
-        for i, event in enumerate(self.triggered):
-            x_e, p_e = self.apply(event, t, x, params, u)
-            fire = now[i] & ~before[i]
-            x = jnp.where(fire, x_e, x)
-            params = jax.tree.map(lambda a, b, fire=fire: jnp.where(fire, a, b), p_e, params)
-        return x, params, self.triggers(t, x, params)
-
-
-def restart_points(events, s, ts, schedule_times):
-    """Start and length of the current output interval, and the next schedule breakpoint and
-    time event measured from its start (inf when there is none)."""
-    n_times, n_segments = ts.shape[0], schedule_times.shape[0]
-    t_start = ts[s["k"]]
-    span = ts[jnp.minimum(s["k"] + 1, n_times - 1)] - t_start
-    if n_segments == 1:  # no schedule: no breakpoint (static, so the step does less work)
-        bp = jnp.asarray(jnp.inf, ts.dtype)
-    else:
-        nxt = jnp.minimum(s["seg"] + 1, n_segments - 1)
-        bp = jnp.where(s["seg"] + 1 < n_segments, schedule_times[nxt] - t_start, jnp.inf)
-    ev = events.next_time(s, ts.dtype) - t_start
-    return t_start, span, bp, ev
-
-
-def first_restart(t_cand, span, bp, ev):
-    """Which restart point, if any, a step ending at ``t_cand`` reaches first: a time event
-    (before a breakpoint at the same time), a breakpoint, or the end of the output interval.
-    Returns the three flags and the time the step ends at."""
-    hits_ev = (ev <= span) & (ev <= bp) & (t_cand >= ev)
-    hits_bp = ~hits_ev & (bp <= span) & (t_cand >= bp)
-    hits_end = ~(hits_ev | hits_bp) & (t_cand >= span)
-    t_new = jnp.where(hits_ev, ev, jnp.where(hits_bp, bp, jnp.where(hits_end, span, t_cand)))
-    return hits_ev, hits_bp, hits_end, t_new
+        return x, params, new, looped
 
 
 UNROLL_MAX = 32

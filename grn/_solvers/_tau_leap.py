@@ -10,7 +10,8 @@ import numpy as np
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
-from ._events import EventPlan, first_restart, restart_points, select_reaction
+from ._events import select_reaction
+from ._stepping import Stepper
 
 _MAX_REJECTIONS = 16  # consecutive rejected leaps before an exact step is forced
 _INVERSION_BELOW = 10.0  # Poisson means below this are sampled by inversion
@@ -122,11 +123,12 @@ class TauLeap(AbstractSolver):
       ``exact_burst`` further exact steps, cheap ones that skip the step selection and the Poisson
       draws, before ``tau'`` is evaluated again. ``ssa_threshold=inf`` gives the exact SSA.
 
-    Output times, schedule breakpoints and time events are restart points, as in `grn.SSA`: no
-    step crosses one; state events are checked after every step (so they fire up to one leap
-    late). A leap that would is shortened to end there (a shorter leap: no extra approximation) and
-    a critical or exact event drawn beyond it is discarded, which is exact by memorylessness, so
-    piecewise-constant inputs switch exactly. ``log_weight`` integrates ``g - h`` with the
+    Output times, schedule breakpoints and time events are restart points, as in `grn.SSA` (the
+    same stepping core and two-float clock): no step crosses one; state events are checked after
+    every step (so they fire up to one leap late). A leap that would cross one is shortened to
+    end there (a shorter leap: no extra approximation) and a critical or exact event drawn beyond
+    it is discarded, which is exact by memorylessness, so piecewise-constant inputs switch
+    exactly. ``log_weight`` integrates ``g - h`` with the
     left-point rule over each leap (exact over exact steps), an error of the order of the change
     of ``g - h`` over a leap.
 
@@ -200,10 +202,9 @@ class TauLeap(AbstractSolver):
         terms = _hor_terms(np.asarray(network.reactant_matrix))
         is_reactant = jnp.asarray([bool(pairs) for pairs in terms])
         n_reactions = nu_np.shape[0]
-        n_times = ts.shape[0]
-        exact_limit = 2**24 if dtype == jnp.float32 else 2**31 - 1
         eps = self.epsilon
-        events = EventPlan(network)
+        core = Stepper(network, ts, params, schedule_times, schedule_table)
+        fate = network.growth is not None or network.death is not None
 
         def leap_size(xf, a, rej):
             """Cao et al.'s tau' (eq. 33) over the non-critical reactions, halved per rejection."""
@@ -222,14 +223,12 @@ class TauLeap(AbstractSolver):
             # A full step leaps, or takes an exact step where tau' is too short; a burst step
             # (full=False, static) is an exact step, taken only by cells whose last full step was
             # exact, which skips the cost of step selection and Poisson sampling.
-            active = (s["k"] < n_times - 1) & (s["res"] == RESULTS.successful)
-            active = active & (s["steps"].sum() < self.max_steps) & (full | s["was_exact"])
-            t, x, k = s["t"], s["x"], s["k"]
-            p = {**params, **s["p"]}
-            t_start, span, bp, ev = restart_points(events, s, ts, schedule_times)
-            u = schedule_table[s["seg"]]
+            active = core.unfinished(s) & (s["steps"].sum() < self.max_steps)
+            active = active & (full | s["was_exact"])
+            at = core.begin(s)
+            x = at.x
             xf = x.astype(dtype)
-            a = network.propensities(xf, p, u)
+            a = network.propensities(xf, at.p, at.u)
             a0 = jnp.sum(a)
             e = -jnp.log1p(-r[0])  # one exponential times the exact or the critical event
             tau_exact = jnp.where(a0 > 0, e / a0, jnp.inf)
@@ -245,96 +244,75 @@ class TauLeap(AbstractSolver):
             else:
                 exact, tau, single, weights = jnp.asarray(True), tau_exact, True, a
 
-            hits_ev, hits_bp, hits_end, t_new = first_restart(t + tau, span, bp, ev)
-            dt = t_new - t
+            reach = core.reach(at, tau)
 
             # The single event (any reaction, or a critical one in a leap), discarded beyond a
             # restart point.
             j = select_reaction(weights, r[1])
-            fire = single & ~(hits_ev | hits_bp | hits_end)
+            fire = single & ~reach.restart
             x_new = x + fire * nu[j]
             fired = fire.astype(jnp.int32)
             if full:
-                lam = jnp.where(exact | critical, 0.0, a * dt)
+                lam = jnp.where(exact | critical, 0.0, a * reach.dt)
                 leapt = _poisson(r[2:], lam)
                 x_new = x_new + leapt @ nu
                 fired = fired + leapt.sum(dtype=jnp.int32)
 
             negative = jnp.any(x_new < 0)
             reject = ~exact & negative  # a leap overshot: retry with tau' halved
-            new = {"p": s["p"]}
-            if events:
-                x_new, p, new = events.step(s, hits_ev, t_start + t_new, x_new, p, u)
-            code = jnp.where(
-                ~jnp.isfinite(a0) | jnp.any(a < 0),
-                RESULTS.invalid_propensity,
-                jnp.where(
-                    exact & negative,
-                    RESULTS.negative_population,
-                    jnp.where(jnp.any(x_new >= exact_limit), RESULTS.count_overflow, s["res"]),
-                ),
-            )
-            code = jnp.where(active, code, s["res"])
+            x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
+            invalid = ~jnp.isfinite(a0) | jnp.any(a < 0)
+            code = core.code(s, active, invalid, exact & negative, looped, x_new)
             ok = active & (code == RESULTS.successful)
             accept = ok & ~reject
-            lw_new = s["lw"] + network.fate_rate(xf, {**params, **s["p"]}, u) * dt
-            record = hits_end & accept
-            row = jnp.where(record, k + 1, n_times)  # out of range: the write is dropped
-            keep = lambda a, b: jnp.where(accept, a, b)  # noqa: E731
+            moved, row = core.advance(s, reach, accept, x_new, updates)
             kind = jnp.stack([accept & ~exact, accept & exact, ok & reject])
-            return {
-                **jax.tree.map(keep, new, {name: s[name] for name in new}),
-                "x": keep(x_new, x),
-                "k": k + record,
-                "t": jnp.where(record, jnp.zeros_like(t), keep(t_new, t)),
-                "seg": s["seg"] + (hits_bp & accept),
+            out = {
+                **s,
+                **moved,
                 "n": s["n"] + accept * fired,
-                "lw": keep(lw_new, s["lw"]),
                 "res": code,
                 "rej": jnp.where(ok & reject, s["rej"] + 1, jnp.where(accept, 0, s["rej"])),
                 "was_exact": jnp.where(active & full, exact, s["was_exact"]),
                 "steps": s["steps"] + kind.astype(jnp.int32),
-                "ys": s["ys"].at[row].set(x_new.astype(dtype), mode="drop"),
-                "lws": s["lws"].at[row].set(lw_new, mode="drop"),
             }
+            written = {"row": row, "ys": x_new.astype(dtype)}
+            if fate:
+                lw_new = s["lw"] + network.fate_rate(xf, at.p, at.u) * reach.dt
+                out["lw"] = jnp.where(accept, lw_new, s["lw"])
+                written["lws"] = lw_new
+            return out, written
 
-        def running(carry):
-            s, _ = carry
-            return (
-                (s["k"] < n_times - 1)
-                & (s["res"] == RESULTS.successful)
-                & (s["steps"].sum() < self.max_steps)
-            )
-
-        def full_then_burst(s, r_full, r_burst):
-            s = step(s, r_full, True)
+        def full_then_burst(s, r):
+            r_full, r_burst = r
+            s, written = step(s, r_full, True)
             if self.exact_burst:
-                burst = lambda b, s: step(s, r_burst[b], False)  # noqa: E731
-                s = jax.lax.fori_loop(0, self.exact_burst, burst, s)
-            return s
+                burst = lambda s, r: step(s, r, False)  # noqa: E731
+                s, more = jax.lax.scan(burst, s, r_burst)
+                written = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), written, more)
+            return s, written
 
-        def block(carry):
-            s, key = carry
-            key, k_full, k_burst = jax.random.split(key, 3)
+        def draws(s):
+            key, k_full, k_burst = jax.random.split(s["key"], 3)
             r_full = jax.random.uniform(k_full, (self.block, 2 + n_reactions), dtype)
             r_burst = jax.random.uniform(k_burst, (self.block, self.exact_burst, 2), dtype)
-            body = lambda i, s: full_then_burst(s, r_full[i], r_burst[i])  # noqa: E731
-            s = jax.lax.fori_loop(0, self.block, body, s)
-            return s, key
+            return {**s, "key": key}, (r_full, r_burst)
 
-        x0 = jnp.round(x0).astype(jnp.int32)
         zero = jnp.zeros((), jnp.int32)
-        state = events.initial_state(ts, schedule_times, x0, params)
+        state = core.initial_state(jnp.round(x0).astype(jnp.int32))
+        if not fate:  # log_weight stays 0: filled in from the rows reached, after the loop
+            del state["lw"], state["lws"]
         state.update(
-            res=jnp.asarray(RESULTS.successful, jnp.int32),
+            key=key,
             rej=zero,
             was_exact=jnp.asarray(False),
             steps=jnp.zeros((3,), jnp.int32),
         )
-        state, _ = jax.lax.while_loop(running, block, (state, key))
+        budget = lambda s: s["steps"].sum() < self.max_steps  # noqa: E731
+        state = core.run(state, full_then_burst, self.block, budget, draws)
         # Rows not reached stay NaN; a cell that stopped early without an error ran out of steps.
-        unfinished = (state["k"] < n_times - 1) & (state["res"] == RESULTS.successful)
-        res = jnp.where(unfinished, RESULTS.max_events_reached, state["res"])
+        reached = ~jnp.isnan(state["ys"][:, 0])
+        lws = state["lws"] if fate else jnp.where(reached, 0.0, jnp.nan).astype(dtype)
         steps = state["steps"]
         stats = {"leaps": steps[0], "exact": steps[1], "rejected": steps[2]}
-        return CellPath(state["ys"], state["lws"], state["n"], res), stats
+        return CellPath(state["ys"], lws, state["n"], core.result(state)), stats

@@ -16,8 +16,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-_INV_2_24 = 2.0**-24
-
 
 def _rotl(x, k: int):
     return (x << k) | (x >> (32 - k))
@@ -44,16 +42,31 @@ def next_word(state):
     return jnp.stack([s0, s1, s2, s3]), word
 
 
-def next_uniform(state, dtype=jnp.float32):
-    """``(state', u)``: ``u`` uniform on [0, 1) with 24 bits, per lane."""
+def _bits(state, dtype, float32_bits: int, float64_bits: int):
+    """``(state', m, bits)``: an integer ``m`` of ``bits`` random bits as ``dtype``: the top
+    ``float32_bits`` of one word in float32; in float64 ``float64_bits`` from two words, the
+    top ``float64_bits - 26`` of the first and the top 26 of the second."""
     state, word = next_word(state)
-    return state, (word >> 8).astype(dtype) * jnp.asarray(_INV_2_24, dtype)
+    if jnp.dtype(dtype) != jnp.float64:
+        return state, (word >> (32 - float32_bits)).astype(dtype), float32_bits
+    state, low = next_word(state)
+    high = (word >> (58 - float64_bits)).astype(dtype) * jnp.asarray(2.0**26, dtype)
+    return state, high + (low >> 6).astype(dtype), float64_bits
+
+
+def next_uniform(state, dtype=jnp.float32):
+    """``(state', u)``: ``u`` uniform on [0, 1) per lane, on a grid of ``2**-24`` in float32
+    (one word: the smallest positive draw is 6e-8, so a reaction with a smaller share of ``a0``
+    is chosen with probability 0 or 6e-8) and of ``2**-53`` in float64 (two words)."""
+    state, m, bits = _bits(state, dtype, 24, 53)
+    return state, m * jnp.asarray(2.0**-bits, dtype)
 
 
 def next_normal(state, dtype=jnp.float32):
     """``(state', z)``: ``z`` standard normal per lane, ``sqrt(2) erfinv(v)`` with ``v`` uniform
-    on the open interval (-1, 1) (midpoints of 2**23 cells, all exact in float32, so never +-1),
-    the inverse-CDF transform `jax.random.normal` uses."""
-    state, word = next_word(state)
-    v = ((word >> 9).astype(dtype) + 0.5) * jnp.asarray(2.0**-22, dtype) - 1.0
+    on the open interval (-1, 1): midpoints of ``2**23`` cells in float32 (all exact, so never
+    +-1; ``|z| <= 5.3``) and of ``2**52`` cells in float64 (two words); the inverse-CDF
+    transform `jax.random.normal` uses."""
+    state, m, bits = _bits(state, dtype, 23, 52)
+    v = (m + 0.5) * jnp.asarray(2.0 ** (1 - bits), dtype) - 1.0
     return state, jnp.asarray(2.0**0.5, dtype) * jax.lax.erf_inv(v)
