@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
+from ._ode_events import solve_system
 
 
 class AbstractDiffraxSolver(AbstractSolver):
@@ -75,9 +76,21 @@ class ODE(AbstractDiffraxSolver):
     ``adjoint`` is any diffrax adjoint (default ``RecursiveCheckpointAdjoint``; also
     ``BacksolveAdjoint``, ``ForwardMode``): parameters and input levels reach the vector field as
     diffrax ``args``, so each adjoint differentiates with respect to them (docs/gradients.md).
+
+    A network with an ODE system (``network.ode``, from `grn.load_sbml`: rate rules, time-dependent
+    laws, events with delays and priorities, ...) is integrated from that system instead, events
+    located by root finding (`grn._solvers._ode_events`); its solution also holds the system's
+    further outputs (rule targets, parameters, compartment sizes) by name.
     """
 
+    def check(self, network) -> None:
+        if network.ode is None:
+            super().check(network)
+
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
+        if network.ode is not None:
+            ys, steps, result = solve_system(self, network.ode, ts, params, x0)
+            return CellPath(ys, jnp.zeros(ts.shape, ts.dtype), steps, result)
         nu = jnp.asarray(network.stoichiometry, ts.dtype)
 
         def field(t, y, args):

@@ -207,11 +207,22 @@ class _Compiler:
             raise ValueError(
                 f"{imp.label}: {scope.where} uses parameter {name!r}, which has no value"
             )
-        if name in imp.reaction_ids:
-            raise ValueError(
-                f"{imp.label}: {scope.where} uses reaction id {name!r} (the reaction's rate) "
-                f"in math, which grn does not support"
+        if name in imp.reaction_ids:  # the reaction's rate: its kinetic law
+            if name in scope.calls:
+                raise ValueError(f"{imp.label}: the rate of reaction {name!r} depends on itself")
+            r = imp.model.getReaction(name)
+            law = r.getKineticLaw()
+            if law is None or law.getMath() is None:
+                raise ValueError(
+                    f"{imp.label}: {scope.where} uses the rate of reaction {name!r}, which has "
+                    f"no kineticLaw"
+                )
+            inner = _Scope(
+                f"the kineticLaw of reaction {name!r} (used in {scope.where})",
+                local=imp.locals.get(name, {}),
+                calls=(*scope.calls, name),
             )
+            return self.compile(law.getMath(), inner)
         if name in imp.species_reference_ids:
             raise ValueError(
                 f"{imp.label}: {scope.where} uses species reference {name!r} (a variable "

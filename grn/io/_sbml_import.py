@@ -42,6 +42,7 @@ import numpy as np
 
 from .._network import Event, Network, Reaction
 from ._mathml import SBMLMath, _Compiler, _libsbml, _Scope
+from ._sbml_ode import _ODEBuilder
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ class _Importer:
     def __init__(self, model, label: str):
         self.L = _libsbml()
         self.model, self.label = model, label
-        L, m = self.L, model
+        m = model
         self.level = m.getLevel()
         self.species = {s.getId(): s for s in m.getListOfSpecies()}
         self.compartments = {c.getId(): c for c in m.getListOfCompartments()}
@@ -160,22 +161,17 @@ class _Importer:
             if sr.isSetId()
         }
         self.initial = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()}
-        self.rules = {}
+        self.rules = {}  # assignment rules
+        self.rate_rules = {}
+        self.algebraic = []
         for rule in m.getListOfRules():
             variable = rule.getVariable() if rule.isSetVariable() else ""
             if rule.isAlgebraic():
-                ident = rule.getId() or rule.getMetaId() or "(no id)"
-                raise ValueError(
-                    f"{label}: algebraicRule {ident} ({L.formulaToL3String(rule.getMath())} = 0)"
-                    f": algebraic rules are not supported"
-                )
-            if rule.isRate():
-                raise ValueError(
-                    f"{label}: rateRule for {variable!r}: rate rules (continuous dynamics "
-                    f"outside reactions) are not supported"
-                )
-            self.rules[variable] = rule.getMath()
-        self._check_unsupported()
+                self.algebraic.append(rule)
+            elif rule.isRate():
+                self.rate_rules[variable] = rule.getMath()
+            else:
+                self.rules[variable] = rule.getMath()
         # Network parameters: globals and sized compartments not set by rules, local parameters.
         self.net_params: dict[str, tuple[str, Any]] = {}
         for pid, par in self.parameters.items():
@@ -184,6 +180,10 @@ class _Importer:
         for cid, comp in self.compartments.items():
             if cid not in self.rules and (comp.isSetSize() or cid in self.initial):
                 self.net_params[cid] = ("compartment", comp)
+        for r in m.getListOfReactions():
+            for sr in [*r.getListOfReactants(), *r.getListOfProducts()]:
+                if sr.isSetId() and sr.getId() not in self.rules:
+                    self.net_params[sr.getId()] = ("speciesReference", sr)
         taken = set(self.species) | set(self.compartments) | set(self.parameters)
         taken |= self.reaction_ids | self.species_reference_ids
         taken |= {f.getId() for f in m.getListOfFunctionDefinitions()}
@@ -211,13 +211,29 @@ class _Importer:
         self.used: set[str] = set()  # network names that compiled expressions read
         self.jax = _Compiler(self, "jax")
         self.numpy = _Compiler(self, "numpy")
+        self._check_common()
 
     def dimensionless(self, compartment: str) -> bool:
         comp = self.compartments.get(compartment)
         return comp is not None and comp.getSpatialDimensionsAsDouble() == 0
 
-    def _check_unsupported(self):
+    def _algebraic(self, rule) -> str:
+        ident = rule.getId() or rule.getMetaId() or "(no id)"
+        raise ValueError(
+            f"{self.label}: algebraicRule {ident} ({self.L.formulaToL3String(rule.getMath())} "
+            f"= 0): algebraic rules are not supported"
+        )
+
+    def _check_stochastic(self):
+        """Raise for what the reaction network (the stochastic form) cannot say."""
         m, label = self.model, self.label
+        for rule in self.algebraic:
+            self._algebraic(rule)
+        for variable in self.rate_rules:
+            raise ValueError(
+                f"{label}: rateRule for {variable!r}: a rate rule (continuous dynamics outside "
+                f"reactions) inside a stochastic simulation makes a hybrid model"
+            )
         if m.isSetConversionFactor():
             raise ValueError(
                 f"{label}: model conversionFactor {m.getConversionFactor()!r} is not supported"
@@ -229,11 +245,6 @@ class _Importer:
                 )
         for r in m.getListOfReactions():
             rid = r.getId()
-            if r.isSetFast() and r.getFast():
-                raise ValueError(
-                    f'{label}: reaction {rid!r} is fast (fast="true", a rapid-equilibrium '
-                    f"approximation), which grn does not support"
-                )
             for sr in [*r.getListOfReactants(), *r.getListOfProducts()]:
                 if self.level == 2 and sr.isSetStoichiometryMath():
                     raise ValueError(
@@ -259,7 +270,33 @@ class _Importer:
                 raise ValueError(
                     f"{label}: event {ident!r} has a priority, which grn does not support"
                 )
+        params, x0 = self._values
+        for name, value in params.items():
+            kind, obj = self.net_params[name]
+            if value < 0:
+                raise ValueError(
+                    f"{label}: {kind} {name!r} has the value {value}; grn.Network needs "
+                    f"non-negative parameters"
+                )
+        for name, value in x0.items():
+            if value < 0:
+                raise ValueError(
+                    f"{label}: species {name!r} starts at {value}; initial amounts must be "
+                    f"non-negative"
+                )
+
+    def _check_common(self):
+        """Raise for what neither form of the model supports."""
+        label = self.label
+        for r in self.model.getListOfReactions():
+            if r.isSetFast() and r.getFast():
+                raise ValueError(
+                    f'{label}: reaction {r.getId()!r} is fast (fast="true", a rapid-equilibrium '
+                    f"approximation), which grn does not support"
+                )
+        for e in self.model.getListOfEvents():
             if e.getTrigger() is None or e.getTrigger().getMath() is None:
+                ident = e.getId() or e.getMetaId() or "(no id)"
                 raise ValueError(f"{label}: event {ident!r} has no trigger")
 
     # -- values at load time --------------------------------------------------------------------
@@ -272,17 +309,18 @@ class _Importer:
             x0 = {name: xvals[name] for name in self.state}
         for name, value in params.items():
             kind, obj = self.net_params[name]
-            if not math.isfinite(value) or value < 0:
+            if not math.isfinite(value):
                 raise ValueError(
                     f"{self.label}: {kind} {name!r} has the value {value}; grn.Network needs "
-                    f"finite non-negative parameters"
+                    f"finite parameters"
                 )
         for name, value in x0.items():
-            if not math.isfinite(value) or value < 0:
+            if not math.isfinite(value):
                 raise ValueError(
                     f"{self.label}: species {name!r} starts at {value}; initial amounts must be "
-                    f"finite and non-negative"
+                    f"finite"
                 )
+        self._values = params, x0
         return params, x0
 
     def _evaluate(self, math_node, where):
@@ -293,6 +331,9 @@ class _Importer:
         kind, obj = self.net_params[name]
         if kind != "local" and name in self.initial:
             return self._evaluate(self.initial[name], f"initialAssignment to {name!r}")
+        if kind == "speciesReference":
+            nu = obj.getStoichiometry() if obj.isSetStoichiometry() or self.level < 3 else 1.0
+            return nu / obj.getDenominator() if self.level <= 2 else nu
         return obj.getValue() if kind != "compartment" else obj.getSize()
 
     def _initial_species(self, sid):
@@ -465,8 +506,9 @@ class _Importer:
             raise ValueError(f"{self.label}: {where} fires at time {value}")
         return value
 
-    def network(self) -> Network:
-        params, x0 = self.initial_values()
+    def _stochastic(self, params, x0) -> dict:
+        """The reaction network's arguments (the form every solver simulates), or raise."""
+        self._check_stochastic()
         assigned = {
             ea.getVariable()
             for e in self.model.getListOfEvents()
@@ -476,22 +518,46 @@ class _Importer:
         reactions = self.reactions()
         rules = self.rule_laws()
         events = self.events(constant_params)
-        # Compartment sizes that no expression reads (amount-only models) are left out.
+        # Compartment sizes and stoichiometries that no expression reads are left out.
         params = {
             name: value
             for name, value in params.items()
-            if self.net_params[name][0] != "compartment" or name in self.used | assigned
+            if self.net_params[name][0] not in ("compartment", "speciesReference")
+            or name in self.used | assigned
         }
         if not self.state:
             raise ValueError(f"{self.label}: the model has no species that reactions can change")
+        return dict(
+            species=self.state,
+            reactions=reactions,
+            params=params,
+            x0=x0,
+            events=events,
+            rules=rules,
+        )
+
+    def network(self) -> Network:
+        params, x0 = self.initial_values()
         try:
+            stochastic, refusal = self._stochastic(params, x0), None
+        except ValueError as err:
+            stochastic, refusal = None, str(err).removeprefix(f"{self.label}: ")
+        try:
+            ode = _ODEBuilder(self).system()
+        except ValueError:
+            if stochastic is None:
+                raise
+            ode = None
+        try:
+            if stochastic is not None:
+                return Network(**stochastic, ode=ode)
             return Network(
                 species=self.state,
-                reactions=reactions,
+                reactions=(),
                 params=params,
                 x0=x0,
-                events=events,
-                rules=rules,
+                ode=ode,
+                stochastic_refusal=refusal,
             )
         except (ValueError, TypeError, KeyError) as err:
             raise ValueError(f"{self.label}: {err}") from err
