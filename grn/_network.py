@@ -241,9 +241,7 @@ class Network(eqx.Module):
         self.reactions = reactions
 
         params = dict(params or {})
-        self.params = {
-            str(k): _finite_number("parameter", k, v, signed) for k, v in params.items()
-        }
+        self.params = {str(k): _finite_number("parameter", k, v, signed) for k, v in params.items()}
         for name, value in self.params.items():
             if value.ndim:
                 raise ValueError(

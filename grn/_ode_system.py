@@ -22,7 +22,7 @@ class ODEEvent(eqx.Module):
 
     ``trigger(t, env)`` is the exact boolean trigger, ``level(t, env)`` a continuous function
     with the trigger's sign changes (root finding locates them); ``values(t, env)`` the assigned
-    values (a list), ``apply(t, env, values)`` the new state (a list). ``delay`` and
+    values (a list), ``apply(t, env, values)`` the new values of the targets (a dict). ``delay`` and
     ``priority`` are functions or None.
     """
 

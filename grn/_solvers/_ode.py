@@ -89,7 +89,7 @@ class ODE(AbstractDiffraxSolver):
 
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
         if network.ode is not None:
-            ys, steps, result = solve_system(self, network.ode, ts, params, x0)
+            ys, steps, result = solve_system(self, network.ode, ts, params, x0, key)
             return CellPath(ys, jnp.zeros(ts.shape, ts.dtype), steps, result)
         nu = jnp.asarray(network.stoichiometry, ts.dtype)
 

@@ -28,7 +28,7 @@ NEAR = 1e-9  # a trigger level this close to 0 keeps its last value
 MAX_CASCADE = 1000  # event executions at one time point before the cell fails
 
 
-def solve_system(solver, system, ts, params, x0):
+def solve_system(solver, system, ts, params, x0, key):
     """(outputs (times, n), steps, result) of the system from ``ts[0]`` at the output times."""
     dtype = ts.dtype
     n_x0 = len(system.from_x0)
@@ -70,10 +70,10 @@ def solve_system(solver, system, ts, params, x0):
         result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
         return ys, sol.stats["num_steps"], result
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y, args[0]))
-    return _solve_with_events(solver, system, ts, params, y0, term, controller, outputs)
+    return _solve_with_events(solver, system, ts, params, y0, term, controller, outputs, key)
 
 
-def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs):
+def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs, key):
     dtype = ts.dtype
     events = system.events
     n_ev, n_times = len(events), ts.shape[0]
@@ -106,11 +106,15 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
             rows.append(jnp.stack(vals))
         return jnp.stack(rows)
 
+    index = {name: i for i, name in enumerate(system.state)}
+
     def execute(i, t, y, p, vals):
         def branch(ev):
             def run(y):
                 new = ev.apply(t, env(y, p), [vals[j] for j in range(ev.n_values)])
-                return y.at[: len(new)].set(jnp.stack([jnp.asarray(v, dtype) for v in new]))
+                for name, v in new.items():
+                    y = y.at[index[name]].set(jnp.asarray(v, dtype))
+                return y
 
             return run
 
@@ -160,11 +164,17 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
             is_due = jnp.any(c["qt"] <= t, axis=1)
             key = jnp.where(is_due, priorities(t, y, params), -inf)
             best = jnp.max(key)
-            i = jnp.argmax(is_due & (key == best))
+            tied = is_due & (key == best)
+            # Equal priorities execute in random order (SBML); events without one in document order.
+            rng, sub = jax.random.split(c["rng"])
+            count = jnp.sum(tied)
+            pick = jnp.floor(jax.random.uniform(sub, dtype=dtype) * count) + 1
+            random = jnp.argmax(jnp.cumsum(tied) >= pick)
+            i = jnp.where(jnp.isfinite(best), random, jnp.argmax(tied))
             j = jnp.argmin(c["qt"][i])
             vals = jnp.where(stores[i], c["qv"][i, j], values(t, y, params)[i])
             y = execute(i, t, y, params, vals)
-            c = {**c, "y": y, "qt": c["qt"].at[i, j].set(inf), "n": c["n"] + 1}
+            c = {**c, "y": y, "qt": c["qt"].at[i, j].set(inf), "n": c["n"] + 1, "rng": rng}
             return edges(c, triggers(t, y, params, c["trig"]))
 
         c = jax.lax.while_loop(due, one, {**c, "n": jnp.zeros((), jnp.int32)})
@@ -221,6 +231,7 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
         "k": jnp.ones((), jnp.int32),
         "steps": jnp.zeros((), jnp.int32),
         "it": jnp.zeros((), jnp.int32),
+        "rng": key,
         "out": jnp.full((n_times, n_out), jnp.nan, dtype),
     }
     c = cascade(edges(c, triggers(t0, y0, params, c["trig"])))

@@ -269,7 +269,7 @@ class _ODEBuilder:
                 new[target] = v
             for target in sizes:  # concentrations -> amounts, with the sizes after the event
                 new[target] = new[target] * sizes[target](t, new)
-            return [new[name] for name in state]
+            return {target: new[target] for target in targets}
 
         delay = priority = None
         if e.isSetDelay():
