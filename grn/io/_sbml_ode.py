@@ -189,9 +189,10 @@ class _ODEBuilder:
                 fn = self.to_amount(variable, fn)
             out.append((variable, fn))
         taken = {name for name, _ in out} | set(imp.state)
+        values = imp._values[0]  # constants the reaction network leaves out (unread sizes)
         for name, (kind, _) in imp.net_params.items():
             if kind in ("parameter", "compartment") and name not in taken:
-                out.append((name, lambda t, env, name=name: env[name]))
+                out.append((name, lambda t, env, name=name: env.get(name, values[name])))
         return tuple(out)
 
     # -- events ---------------------------------------------------------------------------------
