@@ -374,7 +374,7 @@ class _Compiler:
                 f"implies({a.text}, {b.text})",
             )
         if kind == L.AST_FUNCTION_PIECEWISE:
-            return self._piecewise(kids())
+            return self._piecewise(node, kids(), scope)
         if kind == L.AST_FUNCTION:
             return self._user_function(node, scope)
         if kind == L.AST_FUNCTION_DELAY:
@@ -416,8 +416,28 @@ class _Compiler:
 
         return _merge(cs, call, f"{name}(" + ", ".join(c.text for c in cs) + ")")
 
-    def _piecewise(self, cs) -> _Expr:
-        xp = self.xp
+    def _piecewise(self, node, cs, scope) -> _Expr:
+        L, xp = self.L, self.xp
+        boolean = {
+            *self.relational,
+            L.AST_LOGICAL_AND,
+            L.AST_LOGICAL_OR,
+            L.AST_LOGICAL_XOR,
+            L.AST_LOGICAL_NOT,
+            L.AST_LOGICAL_IMPLIES,
+            L.AST_CONSTANT_TRUE,
+            L.AST_CONSTANT_FALSE,
+            L.AST_FUNCTION,  # a functionDefinition may return a boolean
+            L.AST_FUNCTION_PIECEWISE,
+            L.AST_NAME,  # a boolean argument of a functionDefinition
+        }
+        conditions = [node.getChild(i) for i in range(1, node.getNumChildren(), 2)]
+        if not cs or any(c.getType() not in boolean for c in conditions):
+            raise ValueError(
+                f"{self.imp.label}: {scope.where} has a malformed piecewise "
+                f"({L.formulaToL3String(node)}): it needs (value, boolean condition) pairs and "
+                f"an optional otherwise value"
+            )
         pieces = [(cs[i], cs[i + 1]) for i in range(0, len(cs) - 1, 2)]
         otherwise = cs[-1] if len(cs) % 2 else _const(math.nan)
 

@@ -464,6 +464,13 @@ class _Importer:
                             f"constant or set by an assignmentRule"
                         )
                     law = self._as_amount(target, law)
+                elif target in self.net_params and self.net_params[target][0] != "local" and (
+                    self.net_params[target][1].getConstant()
+                ):
+                    raise ValueError(
+                        f"{self.label}: {where}: the eventAssignment to {target!r} assigns a "
+                        f'{self.net_params[target][0]} that is constant (constant="true")'
+                    )
                 elif target not in self.net_params:
                     raise ValueError(
                         f"{self.label}: {where} assigns {target!r}, which is not a species, "
