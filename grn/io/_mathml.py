@@ -168,13 +168,29 @@ class _Compiler:
             raise ValueError(f"{self.imp.label}: assignment rules form a cycle: {cycle}")
         self.active.append(variable)
         try:
-            expr = self.compile(
-                self.imp.rules[variable], _Scope(f"assignmentRule for {variable!r}")
-            )
+            if variable in self.imp.solved:
+                expr = self._solve_linear(variable)
+            else:
+                expr = self.compile(
+                    self.imp.rules[variable], _Scope(f"assignmentRule for {variable!r}")
+                )
         finally:
             self.active.pop()
         self.rules[variable] = expr
         return expr
+
+    def _solve_linear(self, variable: str) -> _Expr:
+        """``v = -f(0) / (f(1) - f(0))`` for an algebraic rule ``f(v) = 0`` linear in ``v``."""
+        node = self.imp.rules[variable]
+        where = f"algebraicRule ({self.L.formulaToL3String(node)} = 0) for {variable!r}"
+        f0, f1 = (
+            self.compile(node, _Scope(where, bound={variable: _const(v)})) for v in (0.0, 1.0)
+        )
+        return _merge(
+            (f0, f1),
+            lambda x, p, t: -f0.fn(x, p, t) / (f1.fn(x, p, t) - f0.fn(x, p, t)),
+            f"(-{f0.text} / ({f1.text} - {f0.text}))",
+        )
 
     def symbol(self, name: str, scope: _Scope) -> _Expr:
         if name in scope.bound:

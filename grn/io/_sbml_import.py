@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .._network import Event, Network, Reaction
-from ._mathml import SBMLMath, _Compiler, _libsbml, _Scope
+from ._mathml import SBMLMath, _Compiler, _const, _libsbml, _Scope
 from ._sbml_ode import _ODEBuilder
 
 
@@ -172,6 +172,7 @@ class _Importer:
                 self.rate_rules[variable] = rule.getMath()
             else:
                 self.rules[variable] = rule.getMath()
+        self.solved = self._solve_algebraic()
         # Network parameters: globals and sized compartments not set by rules, local parameters.
         self.net_params: dict[str, tuple[str, Any]] = {}
         for pid, par in self.parameters.items():
@@ -212,6 +213,63 @@ class _Importer:
         self.jax = _Compiler(self, "jax")
         self.numpy = _Compiler(self, "numpy")
         self._check_common()
+
+    def _solve_algebraic(self) -> dict:
+        """Algebraic rules that determine one variable: {variable: rule}, now assignment rules.
+
+        The variable is the rule's only symbol that nothing else determines (not constant, not
+        set by another rule, not changed by reactions or events); the rule must be linear in it
+        (checked at the initial values)."""
+        m = self.model
+        changed = {
+            sr.getSpecies()
+            for r in m.getListOfReactions()
+            for sr in [*r.getListOfReactants(), *r.getListOfProducts()]
+        }
+        assigned = {
+            ea.getVariable() for e in m.getListOfEvents() for ea in e.getListOfEventAssignments()
+        }
+
+        def free(name):
+            if name in self.rules or name in self.rate_rules or name in assigned:
+                return False
+            if name in self.species:
+                sp = self.species[name]
+                return not sp.getConstant() and (sp.getBoundaryCondition() or name not in changed)
+            obj = self.parameters.get(name) or self.compartments.get(name)
+            return obj is not None and not obj.getConstant()
+
+        solved = {}
+        for rule in self.algebraic:
+            names = {n for n in _names(rule.getMath()) if free(n) and n not in solved}
+            if len(names) == 1:
+                (variable,) = names
+                solved[variable] = rule
+                self.rules[variable] = rule.getMath()
+        self.algebraic = [r for r in self.algebraic if all(r is not s for s in solved.values())]
+        return solved
+
+    def _check_linear(self):
+        """Raise where an algebraic rule is not linear in the variable it determines."""
+        for variable, rule in self.solved.items():
+            node = rule.getMath()
+            scope = _Scope(f"algebraicRule for {variable!r}")
+            with np.errstate(all="ignore"):
+                f = [
+                    float(
+                        self.numpy.compile(
+                            node, _Scope(scope.where, bound={variable: _const(v)})
+                        ).fn(self._xvals, self._pvals, 0.0)
+                    )
+                    for v in (0.0, 1.0, 2.0)
+                ]
+            scale = abs(f[0]) + abs(f[1]) + abs(f[2])
+            if f[1] == f[0] or abs(f[2] - 2 * f[1] + f[0]) > 1e-9 * scale:
+                raise ValueError(
+                    f"{self.label}: algebraicRule ({self.L.formulaToL3String(node)} = 0) is "
+                    f"not linear in {variable!r}, the variable it determines; grn solves only "
+                    f"linear algebraic rules"
+                )
 
     def dimensionless(self, compartment: str) -> bool:
         comp = self.compartments.get(compartment)
@@ -321,6 +379,7 @@ class _Importer:
                     f"finite"
                 )
         self._values = params, x0
+        self._check_linear()
         return params, x0
 
     def _evaluate(self, math_node, where):
@@ -464,8 +523,10 @@ class _Importer:
                             f"constant or set by an assignmentRule"
                         )
                     law = self._as_amount(target, law)
-                elif target in self.net_params and self.net_params[target][0] != "local" and (
-                    self.net_params[target][1].getConstant()
+                elif (
+                    target in self.net_params
+                    and self.net_params[target][0] != "local"
+                    and (self.net_params[target][1].getConstant())
                 ):
                     raise ValueError(
                         f"{self.label}: {where}: the eventAssignment to {target!r} assigns a "
@@ -568,6 +629,20 @@ class _Importer:
             )
         except (ValueError, TypeError, KeyError) as err:
             raise ValueError(f"{self.label}: {err}") from err
+
+
+def _names(node) -> set[str]:
+    """Identifiers a math AST reads."""
+    out = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n is None:
+            continue
+        if n.getType() == _libsbml().AST_NAME:
+            out.add(n.getName())
+        stack += [n.getChild(i) for i in range(n.getNumChildren())]
+    return out
 
 
 def _trigger(fn, text):
