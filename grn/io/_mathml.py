@@ -108,8 +108,9 @@ class _Scope:
 class _Compiler:
     """Compiles libsbml ASTs into closures over one array backend (jax.numpy or numpy)."""
 
-    def __init__(self, importer: _Importer, backend: str):
+    def __init__(self, importer: _Importer, backend: str, rate_of=None):
         self.imp = importer
+        self.rate_of = rate_of  # name -> _Expr of its rate of change, where rateOf is supported
         self.L = importer.L
         self.xp, self.factorial = _BACKENDS[backend]
         self.rules: dict[str, _Expr] = {}
@@ -398,6 +399,13 @@ class _Compiler:
                 f"{self.imp.label}: {scope.where} uses the delay csymbol (delay differential "
                 f"equations), which grn does not support"
             )
+        if kind == L.AST_FUNCTION_RATE_OF and self.rate_of is not None:
+            if n != 1 or node.getChild(0).getType() != L.AST_NAME:
+                raise ValueError(
+                    f"{self.imp.label}: {scope.where} uses rateOf on something other than an "
+                    f"identifier"
+                )
+            return self.rate_of(node.getChild(0).getName(), scope)
         if kind == L.AST_FUNCTION_RATE_OF:
             raise ValueError(
                 f"{self.imp.label}: {scope.where} uses the rateOf csymbol, which grn does not "

@@ -14,8 +14,10 @@ compartment size or species reference (stoichiometry) that a rate rule or an eve
   values from trigger time); a value assigned to a concentration species is converted to an
   amount with the compartment size after the event's assignments.
 
-Algebraic rules, fast reactions, the ``delay`` csymbol and ``rateOf`` raise a `ValueError`
-naming the element.
+``rateOf(x)`` is x's rate rule, its reactions' net rate (a concentration's for a species in
+concentration units), or 0 for what only events change. Algebraic rules that do not determine
+one variable linearly, fast reactions, the ``delay`` csymbol and ``rateOf`` of an assignment-rule
+target raise a `ValueError` naming the element.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from .._ode_system import ODEEvent, ODESystem
-from ._mathml import _Scope
+from ._mathml import _Compiler, _Expr, _Scope
 
 
 def _at(expr):
@@ -35,8 +37,10 @@ def _at(expr):
 class _ODEBuilder:
     def __init__(self, importer):
         self.imp = importer
-        self.c = importer.jax
+        self.c = _Compiler(importer, "jax", rate_of=self.rate_of)
         self.label = importer.label
+        self._rates: dict | None = None
+        self._building = False
 
     def fail(self, message):
         raise ValueError(f"{self.label}: {message}")
@@ -86,6 +90,45 @@ class _ODEBuilder:
     def concentration_species(self, sid) -> bool:
         sp = self.imp.species[sid]
         return not sp.getHasOnlySubstanceUnits() and not self.imp.dimensionless(sp.getCompartment())
+
+    def rate_of(self, name, scope) -> _Expr:
+        """``rateOf(name)``: its rate rule, its reactions' net rate, or 0 where nothing moves it."""
+        imp = self.imp
+        text = f"rateOf({name})"
+        if name in imp.rate_rules:
+            return self.c.compile(imp.rate_rules[name], _Scope(f"rateRule for {name!r}"))
+        if name in imp.rules:
+            self.fail(
+                f"{scope.where} uses rateOf({name}) of a variable set by an assignmentRule, "
+                f"which grn does not support"
+            )
+        if name in imp.species and name in imp.state:
+            if self._building:
+                self.fail(f"{scope.where} uses rateOf({name}) while the reactions are compiled")
+            if self._rates is None:
+                self._building = True
+                try:
+                    terms, factors = self.reaction_terms(tuple(imp.state))
+                finally:
+                    self._building = False
+                self._rates = {
+                    sid: _reaction_sum(terms[sid], factors.get(sid)) for sid in terms if terms[sid]
+                }
+            total = self._rates.get(name)
+            if total is not None:
+                if self.concentration_species(name):
+                    comp = imp.species[name].getCompartment()
+                    if comp in imp.rate_rules or comp in imp.rules:
+                        self.fail(
+                            f"{scope.where} uses rateOf({name}) of a concentration in a "
+                            f"compartment that changes size, which grn does not support"
+                        )
+                    size = _at(self.c.symbol(comp, scope))
+                    fn = lambda x, p, t, total=total, size=size: total(t, x) / size(t, x)  # noqa: E731
+                else:
+                    fn = lambda x, p, t, total=total: total(t, x)  # noqa: E731
+                return _Expr(fn, text, uses_time=True)
+        return _Expr(lambda x, p, t: 0.0, text)
 
     # -- pieces ---------------------------------------------------------------------------------
     def reaction_terms(self, state):
