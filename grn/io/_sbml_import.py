@@ -160,11 +160,18 @@ class _Importer:
             for sr in [*r.getListOfReactants(), *r.getListOfProducts()]
             if sr.isSetId()
         }
-        self.initial = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()}
+        # SBML Level 3 Version 2 lets math be absent: such a rule or assignment has no effect.
+        self.initial = {
+            a.getSymbol(): a.getMath()
+            for a in m.getListOfInitialAssignments()
+            if a.getMath() is not None
+        }
         self.rules = {}  # assignment rules
         self.rate_rules = {}
         self.algebraic = []
         for rule in m.getListOfRules():
+            if rule.getMath() is None:
+                continue
             variable = rule.getVariable() if rule.isSetVariable() else ""
             if rule.isAlgebraic():
                 self.algebraic.append(rule)
@@ -353,7 +360,7 @@ class _Importer:
                     f"approximation), which grn does not support"
                 )
         for e in self.model.getListOfEvents():
-            if e.getTrigger() is None or e.getTrigger().getMath() is None:
+            if e.getTrigger() is None:
                 ident = e.getId() or e.getMetaId() or "(no id)"
                 raise ValueError(f"{label}: event {ident!r} has no trigger")
 
@@ -514,6 +521,8 @@ class _Importer:
             for ea in e.getListOfEventAssignments():
                 target = ea.getVariable()
                 scope = _Scope(f"{where}: the eventAssignment to {target!r}")
+                if ea.getMath() is None:
+                    continue
                 law = self.law(ea.getMath(), scope)
                 if target in self.species:
                     sp = self.species[target]
@@ -541,6 +550,8 @@ class _Importer:
             if not assign:
                 continue  # an event without assignments changes nothing
             trigger = e.getTrigger().getMath()
+            if trigger is None:  # SBML L3v2: a trigger without math never fires
+                continue
             at = self._time_trigger(trigger, constant_params, where)
             if at is not None:
                 out.append(Event(assign, at=at, name=ident))

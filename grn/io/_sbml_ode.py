@@ -60,6 +60,8 @@ class _ODEBuilder:
             names.append(variable)
         for e in imp.model.getListOfEvents():
             for ea in e.getListOfEventAssignments():
+                if ea.getMath() is None:
+                    continue
                 target = ea.getVariable()
                 where = f"event {self.event_name(e)!r}: the eventAssignment to {target!r}"
                 if target in imp.rules:
@@ -294,6 +296,8 @@ class _ODEBuilder:
         level = self.level(trig.getMath(), f"{where}: the trigger")
         targets, laws = [], []
         for ea in e.getListOfEventAssignments():
+            if ea.getMath() is None:  # SBML L3v2: no math, no effect
+                continue
             target = ea.getVariable()
             law = _at(self.compile(ea.getMath(), f"{where}: the eventAssignment to {target!r}"))
             targets.append(target)
@@ -316,9 +320,9 @@ class _ODEBuilder:
             return {target: new[target] for target in targets}
 
         delay = priority = None
-        if e.isSetDelay():
+        if e.isSetDelay() and e.getDelay().getMath() is not None:
             delay = _at(self.compile(e.getDelay().getMath(), f"{where}: the delay"))
-        if imp.level >= 3 and e.isSetPriority():
+        if imp.level >= 3 and e.isSetPriority() and e.getPriority().getMath() is not None:
             priority = _at(self.compile(e.getPriority().getMath(), f"{where}: the priority"))
         l3 = imp.level >= 3
         use_trigger = e.getUseValuesFromTriggerTime() if e.isSetUseValuesFromTriggerTime() else True
@@ -361,7 +365,11 @@ class _ODEBuilder:
         def rhs(t, env):
             return [0.0 if d is None else d(t, env) for d in derivatives]
 
-        events = [self.event(e, state) for e in imp.model.getListOfEvents()]
+        events = [
+            self.event(e, state)
+            for e in imp.model.getListOfEvents()
+            if e.getTrigger().getMath() is not None  # a trigger without math never fires
+        ]
         events = [e for e in events if e.n_values]
         outputs = self.outputs(from_p)
         return ODESystem(from_x0, from_p, rhs, outputs, tuple(events))
