@@ -245,8 +245,9 @@ class _ODEBuilder:
         """A continuous function whose sign is the trigger's truth (root finding on it)."""
         L = self.imp.L
         kind, n = node.getType(), node.getNumChildren()
-        if kind in (L.AST_CONSTANT_TRUE, L.AST_CONSTANT_FALSE):
-            value = 1.0 if kind == L.AST_CONSTANT_TRUE else -1.0
+        empty = kind in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR) and n == 0  # and() true, or() false
+        if kind in (L.AST_CONSTANT_TRUE, L.AST_CONSTANT_FALSE) or empty:
+            value = 1.0 if kind in (L.AST_CONSTANT_TRUE, L.AST_LOGICAL_AND) else -1.0
             return lambda t, env: value
         comparisons = {
             L.AST_RELATIONAL_GT: 1.0,
@@ -282,6 +283,14 @@ class _ODEBuilder:
         if kind == L.AST_LOGICAL_NOT and n == 1:
             inner = self.level(node.getChild(0), where)
             return lambda t, env: -inner(t, env)
+        fd = (
+            self.imp.model.getFunctionDefinition(node.getName()) if kind == L.AST_FUNCTION else None
+        )
+        if fd is not None and fd.getBody() is not None and fd.getNumArguments() == n:
+            body = fd.getBody().deepCopy()  # the call with its arguments substituted
+            for i in range(n):
+                body.replaceArgument(fd.getArgument(i).getName(), node.getChild(i))
+            return self.level(body, where)
         self.fail(
             f"{where} ({L.formulaToL3String(node)}) is not a comparison (<, <=, >, >=) or a "
             f"logical and/or/not of comparisons, so its switching time cannot be located"
