@@ -201,14 +201,14 @@ def _check_names(kind: str, names: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def _finite_number(kind: str, name: str, value) -> np.ndarray:
+def _finite_number(kind: str, name: str, value, signed: bool = False) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"{kind} {name!r} must be a number, got {value!r}") from None
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{kind} {name!r} must be finite, got {value!r}")
-    if np.any(arr < 0):
+    if np.any(arr < 0) and not signed:
         raise ValueError(f"{kind} {name!r} must be non-negative, got {value!r}")
     return arr
 
@@ -225,6 +225,12 @@ class Network(eqx.Module):
     The network is a pytree whose leaves are the default parameter values and initial state, so
     new values never recompile a simulation; species, reactions and inputs are static structure.
     See `grn._rate_laws` for the count (volume) convention shared by all solvers.
+
+    ``ode`` (a `grn._ode_system.ODESystem`, from `grn.load_sbml`) is the model's deterministic
+    form where reactions alone cannot say it (rate rules, time-dependent laws, delayed events, ...);
+    `grn.ODE` integrates it instead of the reactions. ``stochastic_refusal`` says why the
+    stochastic solvers (and the LNA) cannot simulate the network, if they cannot; such a network
+    may have no species and signed (real-valued) parameters and initial values.
     """
 
     species: tuple[str, ...] = eqx.field(static=True)
@@ -234,6 +240,8 @@ class Network(eqx.Module):
     death: AbstractRateLaw | None = eqx.field(static=True)
     events: tuple[Event, ...] = eqx.field(static=True)
     rules: tuple[tuple[str, AbstractRateLaw], ...] = eqx.field(static=True)
+    ode: Any = eqx.field(static=True)
+    stochastic_refusal: str | None = eqx.field(static=True)
     params: dict[str, Any]
     x0: Any
 
@@ -248,12 +256,16 @@ class Network(eqx.Module):
         death: AbstractRateLaw | Callable | None = None,
         events: Sequence[Event] = (),
         rules: Mapping[str, AbstractRateLaw | Callable] | None = None,
+        ode: Any = None,
+        stochastic_refusal: str | None = None,
     ):
         if isinstance(species, str) or isinstance(inputs, str):
             raise TypeError("species and inputs must be sequences of names, not a single string")
         self.species = _check_names("species", species)
         self.inputs = _check_names("input", inputs)
-        if not self.species:
+        self.ode, self.stochastic_refusal = ode, stochastic_refusal
+        signed = stochastic_refusal is not None
+        if not self.species and not signed:
             raise ValueError("a network needs at least one species")
         reactions = tuple(reactions)
         for i, reaction in enumerate(reactions):
@@ -270,7 +282,7 @@ class Network(eqx.Module):
         self.reactions = reactions
 
         params = dict(params or {})
-        self.params = {str(k): _finite_number("parameter", k, v) for k, v in params.items()}
+        self.params = {str(k): _finite_number("parameter", k, v, signed) for k, v in params.items()}
         for name, value in self.params.items():
             if value.ndim:
                 raise ValueError(
@@ -281,8 +293,10 @@ class Network(eqx.Module):
         for name in x0:
             if name not in self.species:
                 raise KeyError(f"x0 names unknown species {name!r} (species: {list(self.species)})")
-        values = [_finite_number("initial count of", s, x0.get(s, 0.0)) for s in self.species]
-        self.x0 = np.stack(values).astype(np.float64)
+        values = [
+            _finite_number("initial count of", s, x0.get(s, 0.0), signed) for s in self.species
+        ]
+        self.x0 = np.array(values, dtype=np.float64).reshape(len(values))
         self.growth = None if growth is None else _as_law(growth)
         self.death = None if death is None else _as_law(death)
         self.events = tuple(events)
@@ -347,6 +361,12 @@ class Network(eqx.Module):
                         ) from None
 
     # -- structure -------------------------------------------------------------------------
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Names of a deterministic solution's columns: the species, then the ODE system's
+        further outputs (rule targets, parameters, compartment sizes)."""
+        return self.species + (self.ode.extra_names if self.ode is not None else ())
+
     @property
     def n_species(self) -> int:
         return len(self.species)

@@ -16,7 +16,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from ._network import Network
 from ._schedule import Schedule, no_schedule
 from ._solution import RESULTS, Solution
-from ._solvers import SSA, AbstractSolver, CellPath
+from ._solvers import ODE, SSA, AbstractSolver, CellPath
 from ._streaming import EnsembleMoments, Moments, chunk_stats, combine, to_result
 
 TRACE_COUNT = {"ensemble": 0}
@@ -102,6 +102,11 @@ def simulate(
         raise TypeError(
             f"solver must be a grn solver such as grn.SSA() or grn.ODE(), got {solver!r}"
         )
+    if network.stochastic_refusal is not None and not isinstance(solver, ODE):
+        raise ValueError(
+            f"{type(solver).__name__} cannot simulate this network: {network.stochastic_refusal}"
+            f"; use grn.ODE()"
+        )
     solver.check(network)
     dtype = jnp.zeros(()).dtype
     ts = _check_times(ts, dtype)
@@ -150,7 +155,7 @@ def simulate(
         log_weight=out.log_weight,
         n_events=out.n_events,
         result=out.result,
-        species=network.species,
+        species=network.outputs if out.ys.shape[-1] > network.n_species else network.species,
         cov_within=out.cov,
         log_likelihood=out.log_likelihood,
     )
@@ -334,6 +339,7 @@ def _check_times(ts, dtype):
 
 
 def _merge_params(network, overrides, dtype):
+    signed = network.stochastic_refusal is not None
     merged = dict(network.params)
     for name, value in (overrides or {}).items():
         if name not in network.params:
@@ -347,7 +353,7 @@ def _merge_params(network, overrides, dtype):
                     f"parameter {name!r} must be a scalar or a per-cell vector, "
                     f"got shape {arr.shape}"
                 )
-            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            if not np.all(np.isfinite(arr)) or (np.any(arr < 0) and not signed):
                 raise ValueError(
                     f"parameter {name!r} must be finite and non-negative, got {value!r}"
                 )
@@ -356,6 +362,7 @@ def _merge_params(network, overrides, dtype):
 
 
 def _merge_x0(network, overrides, dtype, stochastic):
+    signed = network.stochastic_refusal is not None
     if overrides is None:
         columns = [jnp.asarray(v, dtype) for v in network.x0]
     elif isinstance(overrides, Mapping):
@@ -377,7 +384,7 @@ def _merge_x0(network, overrides, dtype, stochastic):
             raise ValueError(f"initial count of {name!r} must be a scalar or a per-cell vector")
         arr = _concrete(col)
         if arr is not None:
-            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            if not np.all(np.isfinite(arr)) or (np.any(arr < 0) and not signed):
                 raise ValueError(f"initial count of {name!r} must be finite and non-negative")
             if stochastic and np.any(arr != np.round(arr)):
                 raise ValueError(
@@ -385,7 +392,7 @@ def _merge_x0(network, overrides, dtype, stochastic):
                     f"solver, got {np.asarray(arr).tolist()}"
                 )
     if n is None:
-        x0 = jnp.stack(columns)
+        x0 = jnp.stack(columns) if columns else jnp.zeros((0,), dtype)
     else:
         x0 = jnp.stack([jnp.broadcast_to(c, (n,)) for c in columns], axis=-1)
     if stochastic and any(_concrete(c) is None for c in columns):  # traced: checked in the run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -379,10 +380,12 @@ def test_unreadable_inputs(tmp_path):
     ],
 )
 def test_unsupported_constructs_name_the_element(dsmts_dir, case, old, new, message):
+    """Refused when loading, or (what only the ODE form can simulate) by the stochastic solver."""
     text = _dsmts_text(dsmts_dir, case)
     assert old in text
     with pytest.raises(ValueError, match=message):
-        load_sbml(text.replace(old, new, 1))
+        net = load_sbml(text.replace(old, new, 1))
+        grn.simulate(net, [0.0, 1.0], key=jax.random.key(0), solver=grn.SSA())
 
 
 def test_fast_reaction_is_rejected(dsmts_dir):

@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 
 from ._base import CellPath
-from ._ode import ODE
+from ._ode import AbstractDiffraxSolver
 
 
-class LNA(ODE):
+class LNA(AbstractDiffraxSolver):
     r"""Linear-noise approximation (van Kampen; Elf & Ehrenberg 2003, Genome Res. 13:2475).
 
     The mean follows the reaction-rate equations ``dphi/dt = f(phi) = S^T r(phi)`` and the

@@ -11,24 +11,14 @@ import jax.numpy as jnp
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
+from ._ode_events import solve_system
 
 
-class ODE(AbstractSolver):
-    r"""The reaction-rate equations ``dx/dt = S^T r(x, p, u(t))`` integrated with diffrax.
+class AbstractDiffraxSolver(AbstractSolver):
+    """A deterministic solver whose equations diffrax integrates (`ODE`, `LNA`).
 
-    ``r`` are the macroscopic rates of the network's rate laws (mass action with powers, see
-    `grn._rate_laws`), ``S`` the stoichiometry. The default method is the explicit ``Tsit5``
-    (Tsitouras 2011) with a PID step-size controller; pass ``method=diffrax.Kvaerno5()``
-    (L-stable ESDIRK) for stiff networks, where an explicit method runs out of ``max_steps``
-    (the result code says so). On the built-in melanoma model (64-day BRAFi protocol,
-    rtol = atol = 1e-6, 2-core CPU) Tsit5 takes 22,536 steps (1.5 s; 4 s to compile) while
-    Kvaerno5 exhausted 100,000 steps (23 s; 12 s to compile, the LNA 33-51 s). Schedule
-    breakpoints are passed as ``jump_ts`` so no step straddles a change of input. The fate
-    integral ``log_weight`` is integrated alongside. Returns one trajectory per parameter set.
-
-    ``adjoint`` is any diffrax adjoint (default ``RecursiveCheckpointAdjoint``; also
-    ``BacksolveAdjoint``, ``ForwardMode``): parameters and input levels reach the vector field as
-    diffrax ``args``, so each adjoint differentiates with respect to them (docs/gradients.md).
+    Holds the shared configuration (tolerances, step budget, method, adjoint) and the
+    integration with schedule breakpoints as ``jump_ts``; subclasses give the vector field.
     """
 
     rtol: float = 1e-6
@@ -43,20 +33,6 @@ class ODE(AbstractSolver):
             raise ValueError(
                 f"ODE tolerances must be positive, got rtol={self.rtol}, atol={self.atol}"
             )
-
-    def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
-        nu = jnp.asarray(network.stoichiometry, ts.dtype)
-
-        def field(t, y, args):
-            (x, _), (params, breaks, table) = y, args
-            seg = jnp.searchsorted(breaks, t, side="right") - 1
-            u = table[seg]
-            return network.rates(x, params, u) @ nu, network.fate_rate(x, params, u)
-
-        y0 = (x0.astype(ts.dtype), jnp.zeros((), ts.dtype))
-        args = (params, schedule_times, schedule_table)
-        (ys, lws), steps, result = self._integrate(field, ts, y0, schedule_times, args)
-        return CellPath(ys, lws, steps, result)
 
     def _integrate(self, field, ts, y0, schedule_times, args) -> tuple[Any, Any, jax.Array]:
         """Solve ``dy/dt = field(t, y)`` from ``ts[0]``, saving at ``ts``; steps land on breaks."""
@@ -84,3 +60,48 @@ class ODE(AbstractSolver):
         ok = (sol.result == diffrax.RESULTS.successful) & finite
         result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
         return sol.ys, sol.stats["num_steps"], result
+
+
+class ODE(AbstractDiffraxSolver):
+    r"""The reaction-rate equations ``dx/dt = S^T r(x, p, u(t))`` integrated with diffrax.
+
+    ``r`` are the macroscopic rates of the network's rate laws (mass action with powers, see
+    `grn._rate_laws`), ``S`` the stoichiometry. The default method is the explicit ``Tsit5``
+    (Tsitouras 2011) with a PID step-size controller; pass ``method=diffrax.Kvaerno5()``
+    (L-stable ESDIRK) for stiff networks, where an explicit method runs out of ``max_steps``
+    (the result code says so). On the built-in melanoma model (64-day BRAFi protocol,
+    rtol = atol = 1e-6, 2-core CPU) Tsit5 takes 22,536 steps (1.5 s; 4 s to compile) while
+    Kvaerno5 exhausted 100,000 steps (23 s; 12 s to compile, the LNA 33-51 s). Schedule
+    breakpoints are passed as ``jump_ts`` so no step straddles a change of input. The fate
+    integral ``log_weight`` is integrated alongside. Returns one trajectory per parameter set.
+
+    ``adjoint`` is any diffrax adjoint (default ``RecursiveCheckpointAdjoint``; also
+    ``BacksolveAdjoint``, ``ForwardMode``): parameters and input levels reach the vector field as
+    diffrax ``args``, so each adjoint differentiates with respect to them (docs/gradients.md).
+
+    A network with an ODE system (``network.ode``, from `grn.load_sbml`: rate rules, time-dependent
+    laws, events with delays and priorities, ...) is integrated from that system instead, events
+    located by root finding (`grn._solvers._ode_events`); its solution also holds the system's
+    further outputs (rule targets, parameters, compartment sizes) by name.
+    """
+
+    def check(self, network) -> None:
+        if network.ode is None:
+            super().check(network)
+
+    def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
+        if network.ode is not None:
+            ys, steps, result = solve_system(self, network.ode, ts, params, x0, key)
+            return CellPath(ys, jnp.zeros(ts.shape, ts.dtype), steps, result)
+        nu = jnp.asarray(network.stoichiometry, ts.dtype)
+
+        def field(t, y, args):
+            (x, _), (params, breaks, table) = y, args
+            seg = jnp.searchsorted(breaks, t, side="right") - 1
+            u = table[seg]
+            return network.rates(x, params, u) @ nu, network.fate_rate(x, params, u)
+
+        y0 = (x0.astype(ts.dtype), jnp.zeros((), ts.dtype))
+        args = (params, schedule_times, schedule_table)
+        (ys, lws), steps, result = self._integrate(field, ts, y0, schedule_times, args)
+        return CellPath(ys, lws, steps, result)

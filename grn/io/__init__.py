@@ -1,8 +1,9 @@
 """Model exchange: SBML import (`load_sbml`) and export (`save_sbml`, `to_sbml`)."""
 
-from ._sbml import SBMLMath as SBMLMath, load_sbml as load_sbml
+from ._mathml import SBMLMath as SBMLMath
 from ._sbml_export import (
     consistency_errors as consistency_errors,
     save_sbml as save_sbml,
     to_sbml as to_sbml,
 )
+from ._sbml_import import load_sbml as load_sbml

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .._network import Network
 from .._rate_laws import AbstractRateLaw, Constant, Function, Hill, MassAction, Product
-from ._sbml import SBMLMath, _libsbml
+from ._mathml import SBMLMath, _libsbml
 
 _SID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

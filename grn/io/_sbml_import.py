@@ -25,9 +25,7 @@ Anything else that changes the dynamics (algebraic and rate rules, delays, event
 reactions, conversion factors, variable stoichiometry, required SBML packages, ...) raises a
 `ValueError` that names the element, never a silently different model.
 
-MathML is compiled once per model into Python closures over ``jax.numpy`` (no string
-evaluation); each compiled law also keeps its formula in network names (SBML Level 3 infix
-syntax) so that `grn.io.to_sbml` can write an imported network back.
+MathML is compiled once per model by `grn.io._mathml` into closures over ``jax.numpy``.
 """
 
 from __future__ import annotations
@@ -36,45 +34,15 @@ import io
 import math
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
-import jax.scipy.special as jss
 import numpy as np
 
 from .._network import Event, Network, Reaction
-from .._rate_laws import AbstractRateLaw
-
-AVOGADRO = 6.02214076e23
-
-
-def _libsbml():
-    try:
-        import libsbml
-    except ImportError:  # pragma: no cover - exercised only without the optional dependency
-        raise ImportError(
-            "SBML import/export needs python-libsbml: pip install python-libsbml"
-        ) from None
-    return libsbml
-
-
-class SBMLMath(AbstractRateLaw):
-    """A rate law (or rule, or event assignment) compiled from SBML MathML.
-
-    ``fn(x, p, u)`` evaluates it with jax.numpy; ``formula`` is the same expression in the
-    network's species and parameter names, in SBML Level 3 infix syntax (what the exporter
-    writes back). The law is the same in the stochastic and the deterministic form: an SBML
-    kinetic law already is the propensity.
-    """
-
-    fn: Callable[..., Any]
-    formula: str
-
-    def __call__(self, x, p, u, reactants=(), stochastic=True):
-        return self.fn(x, p, u)
+from ._mathml import SBMLMath, _Compiler, _const, _libsbml, _Scope
+from ._sbml_ode import _ODEBuilder
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -144,400 +112,6 @@ def _check_packages(doc, label):
             )
 
 
-# -- math compilation ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Expr:
-    """A compiled expression: ``fn(x, p, t)``, its formula in network names, whether it reads t."""
-
-    fn: Callable[..., Any]
-    text: str
-    uses_time: bool = False
-    names: frozenset = frozenset()  # network species/parameter names it reads
-
-
-def _const(value: float, text: str | None = None) -> _Expr:
-    value = float(value) if not isinstance(value, bool) else value
-    if text is None:
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif math.isnan(value):
-            text = "NaN"
-        elif math.isinf(value):
-            text = "INF" if value > 0 else "-INF"
-        elif value == int(value) and abs(value) < 1e15:
-            text = str(int(value))
-        else:
-            text = repr(value)
-    return _Expr(lambda x, p, t: value, text)
-
-
-def _merge(children, fn, text) -> _Expr:
-    return _Expr(
-        fn,
-        text,
-        any(c.uses_time for c in children),
-        frozenset().union(*(c.names for c in children)),
-    )
-
-
-def _np_factorial(v):
-    return np.vectorize(math.gamma, otypes=[float])(np.asarray(v, float) + 1.0)
-
-
-_BACKENDS = {
-    "jax": (jnp, lambda v: jss.gamma(jnp.asarray(v) + 1.0)),
-    "numpy": (np, _np_factorial),
-}
-
-
-@dataclass
-class _Scope:
-    where: str
-    local: Mapping[str, str] = field(default_factory=dict)  # local parameter id -> network name
-    bound: Mapping[str, _Expr] = field(default_factory=dict)  # function-definition arguments
-    calls: tuple[str, ...] = ()  # function definitions being expanded (recursion guard)
-
-
-class _Compiler:
-    """Compiles libsbml ASTs into closures over one array backend (jax.numpy or numpy)."""
-
-    def __init__(self, importer: _Importer, backend: str):
-        self.imp = importer
-        self.L = importer.L
-        self.xp, self.factorial = _BACKENDS[backend]
-        self.rules: dict[str, _Expr] = {}
-        self.active: list[str] = []
-        L = self.L
-        self.unary = {
-            L.AST_FUNCTION_ABS: ("abs", "abs"),
-            L.AST_FUNCTION_EXP: ("exp", "exp"),
-            L.AST_FUNCTION_LN: ("log", "ln"),
-            L.AST_FUNCTION_FLOOR: ("floor", "floor"),
-            L.AST_FUNCTION_CEILING: ("ceil", "ceil"),
-            L.AST_FUNCTION_SIN: ("sin", "sin"),
-            L.AST_FUNCTION_COS: ("cos", "cos"),
-            L.AST_FUNCTION_TAN: ("tan", "tan"),
-            L.AST_FUNCTION_SINH: ("sinh", "sinh"),
-            L.AST_FUNCTION_COSH: ("cosh", "cosh"),
-            L.AST_FUNCTION_TANH: ("tanh", "tanh"),
-            L.AST_FUNCTION_ARCSIN: ("arcsin", "arcsin"),
-            L.AST_FUNCTION_ARCCOS: ("arccos", "arccos"),
-            L.AST_FUNCTION_ARCTAN: ("arctan", "arctan"),
-            L.AST_FUNCTION_ARCSINH: ("arcsinh", "arcsinh"),
-            L.AST_FUNCTION_ARCCOSH: ("arccosh", "arccosh"),
-            L.AST_FUNCTION_ARCTANH: ("arctanh", "arctanh"),
-        }
-        # f(x) = g(1 / x) or 1 / g(x)
-        self.reciprocal = {
-            L.AST_FUNCTION_SEC: ("cos", False, "sec"),
-            L.AST_FUNCTION_CSC: ("sin", False, "csc"),
-            L.AST_FUNCTION_COT: ("tan", False, "cot"),
-            L.AST_FUNCTION_SECH: ("cosh", False, "sech"),
-            L.AST_FUNCTION_CSCH: ("sinh", False, "csch"),
-            L.AST_FUNCTION_COTH: ("tanh", False, "coth"),
-            L.AST_FUNCTION_ARCSEC: ("arccos", True, "arcsec"),
-            L.AST_FUNCTION_ARCCSC: ("arcsin", True, "arccsc"),
-            L.AST_FUNCTION_ARCCOT: ("arctan", True, "arccot"),
-            L.AST_FUNCTION_ARCSECH: ("arccosh", True, "arcsech"),
-            L.AST_FUNCTION_ARCCSCH: ("arcsinh", True, "arccsch"),
-            L.AST_FUNCTION_ARCCOTH: ("arctanh", True, "arccoth"),
-        }
-        self.relational = {
-            L.AST_RELATIONAL_EQ: ("equal", "=="),
-            L.AST_RELATIONAL_NEQ: ("not_equal", "!="),
-            L.AST_RELATIONAL_GT: ("greater", ">"),
-            L.AST_RELATIONAL_GEQ: ("greater_equal", ">="),
-            L.AST_RELATIONAL_LT: ("less", "<"),
-            L.AST_RELATIONAL_LEQ: ("less_equal", "<="),
-        }
-
-    # -- symbols --------------------------------------------------------------------------------
-    def rule(self, variable: str) -> _Expr:
-        """The compiled assignment rule of ``variable`` (memoised; cycles raise)."""
-        if variable in self.rules:
-            return self.rules[variable]
-        if variable in self.active:
-            cycle = " -> ".join([*self.active[self.active.index(variable) :], variable])
-            raise ValueError(f"{self.imp.label}: assignment rules form a cycle: {cycle}")
-        self.active.append(variable)
-        try:
-            expr = self.compile(
-                self.imp.rules[variable], _Scope(f"assignmentRule for {variable!r}")
-            )
-        finally:
-            self.active.pop()
-        self.rules[variable] = expr
-        return expr
-
-    def symbol(self, name: str, scope: _Scope) -> _Expr:
-        if name in scope.bound:
-            return scope.bound[name]
-        if name in scope.local:
-            net = scope.local[name]
-            return _Expr(lambda x, p, t: p[net], net, names=frozenset([net]))
-        imp = self.imp
-        if name in imp.rules:
-            return self.rule(name)
-        if name in imp.species:
-            sp = imp.species[name]
-            amount = _Expr(lambda x, p, t: x[name], name, names=frozenset([name]))
-            if sp.getHasOnlySubstanceUnits() or imp.dimensionless(sp.getCompartment()):
-                return amount
-            size = self.symbol(sp.getCompartment(), scope)
-            return _merge(
-                (amount, size),
-                lambda x, p, t: x[name] / size.fn(x, p, t),
-                f"({name} / {size.text})",
-            )
-        if name in imp.net_params:
-            return _Expr(lambda x, p, t: p[name], name, names=frozenset([name]))
-        if name in imp.compartments:
-            raise ValueError(
-                f"{imp.label}: {scope.where} uses the size of compartment {name!r}, which has "
-                f"no size"
-            )
-        if name in imp.parameters:
-            raise ValueError(
-                f"{imp.label}: {scope.where} uses parameter {name!r}, which has no value"
-            )
-        if name in imp.reaction_ids:
-            raise ValueError(
-                f"{imp.label}: {scope.where} uses reaction id {name!r} (the reaction's rate) "
-                f"in math, which grn does not support"
-            )
-        if name in imp.species_reference_ids:
-            raise ValueError(
-                f"{imp.label}: {scope.where} uses species reference {name!r} (a variable "
-                f"stoichiometry), which grn does not support"
-            )
-        raise ValueError(f"{imp.label}: {scope.where} uses unknown identifier {name!r}")
-
-    # -- nodes ----------------------------------------------------------------------------------
-    def compile(self, node, scope: _Scope) -> _Expr:
-        if node is None:
-            raise ValueError(f"{self.imp.label}: {scope.where} has no math")
-        L, xp = self.L, self.xp
-        kind = node.getType()
-        n = node.getNumChildren()
-
-        def kids():
-            return [self.compile(node.getChild(i), scope) for i in range(n)]
-
-        if kind in (L.AST_INTEGER, L.AST_REAL, L.AST_REAL_E, L.AST_RATIONAL):
-            return _const(node.getValue())
-        if kind == L.AST_CONSTANT_PI:
-            return _const(math.pi, "pi")
-        if kind == L.AST_CONSTANT_E:
-            return _const(math.e, "exponentiale")
-        if kind == L.AST_CONSTANT_TRUE:
-            return _const(True)
-        if kind == L.AST_CONSTANT_FALSE:
-            return _const(False)
-        if kind == L.AST_NAME_AVOGADRO:
-            return _const(AVOGADRO, "avogadro")
-        if kind == L.AST_NAME_TIME:
-            return _Expr(lambda x, p, t: t, "time", uses_time=True)
-        if kind == L.AST_NAME:
-            return self.symbol(node.getName(), scope)
-        if kind == L.AST_PLUS:
-            return self._fold(kids(), lambda a, b: a + b, "+", 0.0)
-        if kind == L.AST_TIMES:
-            return self._fold(kids(), lambda a, b: a * b, "*", 1.0)
-        if kind == L.AST_MINUS:
-            cs = kids()
-            if n == 1:
-                (a,) = cs
-                return _merge(cs, lambda x, p, t: -a.fn(x, p, t), f"(-{a.text})")
-            if n == 2:
-                a, b = cs
-                return _merge(
-                    cs, lambda x, p, t: a.fn(x, p, t) - b.fn(x, p, t), f"({a.text} - {b.text})"
-                )
-        if kind == L.AST_DIVIDE and n == 2:
-            a, b = kids()
-            return _merge(
-                (a, b), lambda x, p, t: a.fn(x, p, t) / b.fn(x, p, t), f"({a.text} / {b.text})"
-            )
-        if kind in (L.AST_POWER, L.AST_FUNCTION_POWER) and n == 2:
-            a, b = kids()
-            return _merge(
-                (a, b),
-                lambda x, p, t: xp.power(a.fn(x, p, t), b.fn(x, p, t)),
-                f"({a.text} ^ {b.text})",
-            )
-        if kind == L.AST_FUNCTION_ROOT and n in (1, 2):
-            cs = kids()
-            if n == 1 or (node.getChild(0).isNumber() and node.getChild(0).getValue() == 2):
-                a = cs[-1]
-                return _merge(cs, lambda x, p, t: xp.sqrt(a.fn(x, p, t)), f"sqrt({a.text})")
-            d, a = cs
-            return _merge(
-                cs,
-                lambda x, p, t: xp.power(a.fn(x, p, t), 1.0 / d.fn(x, p, t)),
-                f"root({d.text}, {a.text})",
-            )
-        if kind == L.AST_FUNCTION_LOG and n in (1, 2):
-            cs = kids()
-            if n == 1 or (node.getChild(0).isNumber() and node.getChild(0).getValue() == 10):
-                a = cs[-1]
-                return _merge(cs, lambda x, p, t: xp.log10(a.fn(x, p, t)), f"log10({a.text})")
-            b, a = cs
-            return _merge(
-                cs,
-                lambda x, p, t: xp.log(a.fn(x, p, t)) / xp.log(b.fn(x, p, t)),
-                f"log({b.text}, {a.text})",
-            )
-        if kind in self.unary and n == 1:
-            (a,) = kids()
-            op, name = self.unary[kind]
-            f = getattr(xp, op)
-            return _merge((a,), lambda x, p, t: f(a.fn(x, p, t)), f"{name}({a.text})")
-        if kind in self.reciprocal and n == 1:
-            (a,) = kids()
-            op, inner, name = self.reciprocal[kind]
-            f = getattr(xp, op)
-            if inner:
-                fn = lambda x, p, t: f(1.0 / a.fn(x, p, t))  # noqa: E731
-            else:
-                fn = lambda x, p, t: 1.0 / f(a.fn(x, p, t))  # noqa: E731
-            return _merge((a,), fn, f"{name}({a.text})")
-        if kind == L.AST_FUNCTION_FACTORIAL and n == 1:
-            (a,) = kids()
-            g = self.factorial
-            return _merge((a,), lambda x, p, t: g(a.fn(x, p, t)), f"factorial({a.text})")
-        if kind in (L.AST_FUNCTION_MAX, L.AST_FUNCTION_MIN) and n >= 1:
-            cs = kids()
-            f = xp.maximum if kind == L.AST_FUNCTION_MAX else xp.minimum
-            name = "max" if kind == L.AST_FUNCTION_MAX else "min"
-            return self._call(cs, f, name)
-        if kind in (L.AST_FUNCTION_QUOTIENT, L.AST_FUNCTION_REM) and n == 2:
-            a, b = kids()
-            if kind == L.AST_FUNCTION_QUOTIENT:
-                fn = lambda x, p, t: xp.trunc(a.fn(x, p, t) / b.fn(x, p, t))  # noqa: E731
-                name = "quotient"
-            else:
-                fn = lambda x, p, t: xp.fmod(a.fn(x, p, t), b.fn(x, p, t))  # noqa: E731
-                name = "rem"
-            return _merge((a, b), fn, f"{name}({a.text}, {b.text})")
-        if kind in self.relational and n >= 2:
-            cs = kids()
-            op, sym = self.relational[kind]
-            f = getattr(xp, op)
-
-            def relation(x, p, t, cs=cs, f=f):
-                values = [c.fn(x, p, t) for c in cs]
-                out = f(values[0], values[1])
-                for a, b in zip(values[1:-1], values[2:]):
-                    out = xp.logical_and(out, f(a, b))
-                return out
-
-            pairs = [f"({a.text} {sym} {b.text})" for a, b in zip(cs[:-1], cs[1:])]
-            return _merge(cs, relation, "(" + " && ".join(pairs) + ")")
-        if kind in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR, L.AST_LOGICAL_XOR):
-            cs = kids()
-            f, sym, empty = {
-                L.AST_LOGICAL_AND: (xp.logical_and, "&&", True),
-                L.AST_LOGICAL_OR: (xp.logical_or, "||", False),
-                L.AST_LOGICAL_XOR: (xp.logical_xor, None, False),
-            }[kind]
-            if not cs:
-                return _const(empty)
-            if sym is None:
-                return self._call(cs, f, "xor")
-            return self._fold(cs, f, sym, empty)
-        if kind == L.AST_LOGICAL_NOT and n == 1:
-            (a,) = kids()
-            return _merge((a,), lambda x, p, t: xp.logical_not(a.fn(x, p, t)), f"!({a.text})")
-        if kind == L.AST_LOGICAL_IMPLIES and n == 2:
-            a, b = kids()
-            return _merge(
-                (a, b),
-                lambda x, p, t: xp.logical_or(xp.logical_not(a.fn(x, p, t)), b.fn(x, p, t)),
-                f"implies({a.text}, {b.text})",
-            )
-        if kind == L.AST_FUNCTION_PIECEWISE:
-            return self._piecewise(kids())
-        if kind == L.AST_FUNCTION:
-            return self._user_function(node, scope)
-        if kind == L.AST_FUNCTION_DELAY:
-            raise ValueError(
-                f"{self.imp.label}: {scope.where} uses the delay csymbol (delay differential "
-                f"equations), which grn does not support"
-            )
-        if kind == L.AST_FUNCTION_RATE_OF:
-            raise ValueError(
-                f"{self.imp.label}: {scope.where} uses the rateOf csymbol, which grn does not "
-                f"support"
-            )
-        name = node.getName() or self.L.formulaToL3String(node)
-        raise ValueError(
-            f"{self.imp.label}: {scope.where} uses MathML {name!r} (libsbml AST type {kind}"
-            f" with {n} arguments), which grn does not support"
-        )
-
-    def _fold(self, cs, f, sym, empty) -> _Expr:
-        if not cs:
-            return _const(empty)
-        if len(cs) == 1:
-            return cs[0]
-
-        def fold(x, p, t):
-            out = cs[0].fn(x, p, t)
-            for c in cs[1:]:
-                out = f(out, c.fn(x, p, t))
-            return out
-
-        return _merge(cs, fold, "(" + f" {sym} ".join(c.text for c in cs) + ")")
-
-    def _call(self, cs, f, name) -> _Expr:
-        def call(x, p, t):
-            out = cs[0].fn(x, p, t)
-            for c in cs[1:]:
-                out = f(out, c.fn(x, p, t))
-            return out
-
-        return _merge(cs, call, f"{name}(" + ", ".join(c.text for c in cs) + ")")
-
-    def _piecewise(self, cs) -> _Expr:
-        xp = self.xp
-        pieces = [(cs[i], cs[i + 1]) for i in range(0, len(cs) - 1, 2)]
-        otherwise = cs[-1] if len(cs) % 2 else _const(math.nan)
-
-        def piecewise(x, p, t):
-            out = otherwise.fn(x, p, t)
-            for value, cond in reversed(pieces):
-                out = xp.where(xp.asarray(cond.fn(x, p, t), bool), value.fn(x, p, t), out)
-            return out
-
-        text = "piecewise(" + ", ".join(c.text for c in cs) + ")"
-        return _merge(cs, piecewise, text)
-
-    def _user_function(self, node, scope: _Scope) -> _Expr:
-        name = node.getName()
-        fd = self.imp.model.getFunctionDefinition(name)
-        if fd is None or fd.getBody() is None:
-            raise ValueError(f"{self.imp.label}: {scope.where} calls unknown function {name!r}")
-        if name in scope.calls:
-            raise ValueError(
-                f"{self.imp.label}: functionDefinition {name!r} calls itself (in {scope.where})"
-            )
-        n_args = fd.getNumArguments()
-        if n_args != node.getNumChildren():
-            raise ValueError(
-                f"{self.imp.label}: {scope.where} calls functionDefinition {name!r} with "
-                f"{node.getNumChildren()} arguments; it takes {n_args}"
-            )
-        args = [self.compile(node.getChild(i), scope) for i in range(n_args)]
-        bound = {fd.getArgument(i).getName(): args[i] for i in range(n_args)}
-        inner = _Scope(
-            f"functionDefinition {name!r} (called in {scope.where})",
-            local={},
-            bound=bound,
-            calls=(*scope.calls, name),
-        )
-        return self.compile(fd.getBody(), inner)
-
-
 # -- the importer -------------------------------------------------------------------------------
 class _LazyValues(Mapping):
     """Name -> initial value, computed on first access (initial assignments may chain)."""
@@ -574,7 +148,7 @@ class _Importer:
     def __init__(self, model, label: str):
         self.L = _libsbml()
         self.model, self.label = model, label
-        L, m = self.L, model
+        m = model
         self.level = m.getLevel()
         self.species = {s.getId(): s for s in m.getListOfSpecies()}
         self.compartments = {c.getId(): c for c in m.getListOfCompartments()}
@@ -586,23 +160,26 @@ class _Importer:
             for sr in [*r.getListOfReactants(), *r.getListOfProducts()]
             if sr.isSetId()
         }
-        self.initial = {a.getSymbol(): a.getMath() for a in m.getListOfInitialAssignments()}
-        self.rules = {}
+        # SBML Level 3 Version 2 lets math be absent: such a rule or assignment has no effect.
+        self.initial = {
+            a.getSymbol(): a.getMath()
+            for a in m.getListOfInitialAssignments()
+            if a.getMath() is not None
+        }
+        self.rules = {}  # assignment rules
+        self.rate_rules = {}
+        self.algebraic = []
         for rule in m.getListOfRules():
+            if rule.getMath() is None:
+                continue
             variable = rule.getVariable() if rule.isSetVariable() else ""
             if rule.isAlgebraic():
-                ident = rule.getId() or rule.getMetaId() or "(no id)"
-                raise ValueError(
-                    f"{label}: algebraicRule {ident} ({L.formulaToL3String(rule.getMath())} = 0)"
-                    f": algebraic rules are not supported"
-                )
-            if rule.isRate():
-                raise ValueError(
-                    f"{label}: rateRule for {variable!r}: rate rules (continuous dynamics "
-                    f"outside reactions) are not supported"
-                )
-            self.rules[variable] = rule.getMath()
-        self._check_unsupported()
+                self.algebraic.append(rule)
+            elif rule.isRate():
+                self.rate_rules[variable] = rule.getMath()
+            else:
+                self.rules[variable] = rule.getMath()
+        self.solved = self._solve_algebraic()
         # Network parameters: globals and sized compartments not set by rules, local parameters.
         self.net_params: dict[str, tuple[str, Any]] = {}
         for pid, par in self.parameters.items():
@@ -611,6 +188,10 @@ class _Importer:
         for cid, comp in self.compartments.items():
             if cid not in self.rules and (comp.isSetSize() or cid in self.initial):
                 self.net_params[cid] = ("compartment", comp)
+        for r in m.getListOfReactions():
+            for sr in [*r.getListOfReactants(), *r.getListOfProducts()]:
+                if sr.isSetId() and sr.getId() not in self.rules:
+                    self.net_params[sr.getId()] = ("speciesReference", sr)
         taken = set(self.species) | set(self.compartments) | set(self.parameters)
         taken |= self.reaction_ids | self.species_reference_ids
         taken |= {f.getId() for f in m.getListOfFunctionDefinitions()}
@@ -638,13 +219,86 @@ class _Importer:
         self.used: set[str] = set()  # network names that compiled expressions read
         self.jax = _Compiler(self, "jax")
         self.numpy = _Compiler(self, "numpy")
+        self._check_common()
+
+    def _solve_algebraic(self) -> dict:
+        """Algebraic rules that determine one variable: {variable: rule}, now assignment rules.
+
+        The variable is the rule's only symbol that nothing else determines (not constant, not
+        set by another rule, not changed by reactions or events); the rule must be linear in it
+        (checked at the initial values)."""
+        m = self.model
+        changed = {
+            sr.getSpecies()
+            for r in m.getListOfReactions()
+            for sr in [*r.getListOfReactants(), *r.getListOfProducts()]
+        }
+        assigned = {
+            ea.getVariable() for e in m.getListOfEvents() for ea in e.getListOfEventAssignments()
+        }
+
+        def free(name):
+            if name in self.rules or name in self.rate_rules or name in assigned:
+                return False
+            if name in self.species:
+                sp = self.species[name]
+                return not sp.getConstant() and (sp.getBoundaryCondition() or name not in changed)
+            obj = self.parameters.get(name) or self.compartments.get(name)
+            return obj is not None and not obj.getConstant()
+
+        solved = {}
+        for rule in self.algebraic:
+            names = {n for n in _names(rule.getMath()) if free(n) and n not in solved}
+            if len(names) == 1:
+                (variable,) = names
+                solved[variable] = rule
+                self.rules[variable] = rule.getMath()
+        self.algebraic = [r for r in self.algebraic if all(r is not s for s in solved.values())]
+        return solved
+
+    def _check_linear(self):
+        """Raise where an algebraic rule is not linear in the variable it determines."""
+        for variable, rule in self.solved.items():
+            node = rule.getMath()
+            scope = _Scope(f"algebraicRule for {variable!r}")
+            with np.errstate(all="ignore"):
+                f = [
+                    float(
+                        self.numpy.compile(
+                            node, _Scope(scope.where, bound={variable: _const(v)})
+                        ).fn(self._xvals, self._pvals, 0.0)
+                    )
+                    for v in (0.0, 1.0, 2.0)
+                ]
+            scale = abs(f[0]) + abs(f[1]) + abs(f[2])
+            if f[1] == f[0] or abs(f[2] - 2 * f[1] + f[0]) > 1e-9 * scale:
+                raise ValueError(
+                    f"{self.label}: algebraicRule ({self.L.formulaToL3String(node)} = 0) is "
+                    f"not linear in {variable!r}, the variable it determines; grn solves only "
+                    f"linear algebraic rules"
+                )
 
     def dimensionless(self, compartment: str) -> bool:
         comp = self.compartments.get(compartment)
         return comp is not None and comp.getSpatialDimensionsAsDouble() == 0
 
-    def _check_unsupported(self):
+    def _algebraic(self, rule) -> str:
+        ident = rule.getId() or rule.getMetaId() or "(no id)"
+        raise ValueError(
+            f"{self.label}: algebraicRule {ident} ({self.L.formulaToL3String(rule.getMath())} "
+            f"= 0): algebraic rules are not supported"
+        )
+
+    def _check_stochastic(self):
+        """Raise for what the reaction network (the stochastic form) cannot say."""
         m, label = self.model, self.label
+        for rule in self.algebraic:
+            self._algebraic(rule)
+        for variable in self.rate_rules:
+            raise ValueError(
+                f"{label}: rateRule for {variable!r}: a rate rule (continuous dynamics outside "
+                f"reactions) inside a stochastic simulation makes a hybrid model"
+            )
         if m.isSetConversionFactor():
             raise ValueError(
                 f"{label}: model conversionFactor {m.getConversionFactor()!r} is not supported"
@@ -656,11 +310,6 @@ class _Importer:
                 )
         for r in m.getListOfReactions():
             rid = r.getId()
-            if r.isSetFast() and r.getFast():
-                raise ValueError(
-                    f'{label}: reaction {rid!r} is fast (fast="true", a rapid-equilibrium '
-                    f"approximation), which grn does not support"
-                )
             for sr in [*r.getListOfReactants(), *r.getListOfProducts()]:
                 if self.level == 2 and sr.isSetStoichiometryMath():
                     raise ValueError(
@@ -686,7 +335,33 @@ class _Importer:
                 raise ValueError(
                     f"{label}: event {ident!r} has a priority, which grn does not support"
                 )
-            if e.getTrigger() is None or e.getTrigger().getMath() is None:
+        params, x0 = self._values
+        for name, value in params.items():
+            kind, obj = self.net_params[name]
+            if value < 0:
+                raise ValueError(
+                    f"{label}: {kind} {name!r} has the value {value}; grn.Network needs "
+                    f"non-negative parameters"
+                )
+        for name, value in x0.items():
+            if value < 0:
+                raise ValueError(
+                    f"{label}: species {name!r} starts at {value}; initial amounts must be "
+                    f"non-negative"
+                )
+
+    def _check_common(self):
+        """Raise for what neither form of the model supports."""
+        label = self.label
+        for r in self.model.getListOfReactions():
+            if r.isSetFast() and r.getFast():
+                raise ValueError(
+                    f'{label}: reaction {r.getId()!r} is fast (fast="true", a rapid-equilibrium '
+                    f"approximation), which grn does not support"
+                )
+        for e in self.model.getListOfEvents():
+            if e.getTrigger() is None:
+                ident = e.getId() or e.getMetaId() or "(no id)"
                 raise ValueError(f"{label}: event {ident!r} has no trigger")
 
     # -- values at load time --------------------------------------------------------------------
@@ -699,17 +374,19 @@ class _Importer:
             x0 = {name: xvals[name] for name in self.state}
         for name, value in params.items():
             kind, obj = self.net_params[name]
-            if not math.isfinite(value) or value < 0:
+            if not math.isfinite(value):
                 raise ValueError(
                     f"{self.label}: {kind} {name!r} has the value {value}; grn.Network needs "
-                    f"finite non-negative parameters"
+                    f"finite parameters"
                 )
         for name, value in x0.items():
-            if not math.isfinite(value) or value < 0:
+            if not math.isfinite(value):
                 raise ValueError(
                     f"{self.label}: species {name!r} starts at {value}; initial amounts must be "
-                    f"finite and non-negative"
+                    f"finite"
                 )
+        self._values = params, x0
+        self._check_linear()
         return params, x0
 
     def _evaluate(self, math_node, where):
@@ -720,6 +397,9 @@ class _Importer:
         kind, obj = self.net_params[name]
         if kind != "local" and name in self.initial:
             return self._evaluate(self.initial[name], f"initialAssignment to {name!r}")
+        if kind == "speciesReference":
+            nu = obj.getStoichiometry() if obj.isSetStoichiometry() or self.level < 3 else 1.0
+            return nu / obj.getDenominator() if self.level <= 2 else nu
         return obj.getValue() if kind != "compartment" else obj.getSize()
 
     def _initial_species(self, sid):
@@ -841,6 +521,8 @@ class _Importer:
             for ea in e.getListOfEventAssignments():
                 target = ea.getVariable()
                 scope = _Scope(f"{where}: the eventAssignment to {target!r}")
+                if ea.getMath() is None:
+                    continue
                 law = self.law(ea.getMath(), scope)
                 if target in self.species:
                     sp = self.species[target]
@@ -850,6 +532,15 @@ class _Importer:
                             f"constant or set by an assignmentRule"
                         )
                     law = self._as_amount(target, law)
+                elif (
+                    target in self.net_params
+                    and self.net_params[target][0] != "local"
+                    and (self.net_params[target][1].getConstant())
+                ):
+                    raise ValueError(
+                        f"{self.label}: {where}: the eventAssignment to {target!r} assigns a "
+                        f'{self.net_params[target][0]} that is constant (constant="true")'
+                    )
                 elif target not in self.net_params:
                     raise ValueError(
                         f"{self.label}: {where} assigns {target!r}, which is not a species, "
@@ -859,6 +550,8 @@ class _Importer:
             if not assign:
                 continue  # an event without assignments changes nothing
             trigger = e.getTrigger().getMath()
+            if trigger is None:  # SBML L3v2: a trigger without math never fires
+                continue
             at = self._time_trigger(trigger, constant_params, where)
             if at is not None:
                 out.append(Event(assign, at=at, name=ident))
@@ -892,8 +585,9 @@ class _Importer:
             raise ValueError(f"{self.label}: {where} fires at time {value}")
         return value
 
-    def network(self) -> Network:
-        params, x0 = self.initial_values()
+    def _stochastic(self, params, x0) -> dict:
+        """The reaction network's arguments (the form every solver simulates), or raise."""
+        self._check_stochastic()
         assigned = {
             ea.getVariable()
             for e in self.model.getListOfEvents()
@@ -903,25 +597,63 @@ class _Importer:
         reactions = self.reactions()
         rules = self.rule_laws()
         events = self.events(constant_params)
-        # Compartment sizes that no expression reads (amount-only models) are left out.
+        # Compartment sizes and stoichiometries that no expression reads are left out.
         params = {
             name: value
             for name, value in params.items()
-            if self.net_params[name][0] != "compartment" or name in self.used | assigned
+            if self.net_params[name][0] not in ("compartment", "speciesReference")
+            or name in self.used | assigned
         }
         if not self.state:
             raise ValueError(f"{self.label}: the model has no species that reactions can change")
+        return dict(
+            species=self.state,
+            reactions=reactions,
+            params=params,
+            x0=x0,
+            events=events,
+            rules=rules,
+        )
+
+    def network(self) -> Network:
+        params, x0 = self.initial_values()
         try:
+            stochastic, refusal = self._stochastic(params, x0), None
+        except ValueError as err:
+            stochastic, refusal = None, str(err).removeprefix(f"{self.label}: ")
+        try:
+            ode = _ODEBuilder(self).system()
+        except ValueError:
+            if stochastic is None:
+                raise
+            ode = None
+        try:
+            if stochastic is not None:
+                return Network(**stochastic, ode=ode)
             return Network(
                 species=self.state,
-                reactions=reactions,
+                reactions=(),
                 params=params,
                 x0=x0,
-                events=events,
-                rules=rules,
+                ode=ode,
+                stochastic_refusal=refusal,
             )
         except (ValueError, TypeError, KeyError) as err:
             raise ValueError(f"{self.label}: {err}") from err
+
+
+def _names(node) -> set[str]:
+    """Identifiers a math AST reads."""
+    out = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n is None:
+            continue
+        if n.getType() == _libsbml().AST_NAME:
+            out.add(n.getName())
+        stack += [n.getChild(i) for i in range(n.getNumChildren())]
+    return out
 
 
 def _trigger(fn, text):

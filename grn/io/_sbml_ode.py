@@ -1,0 +1,398 @@
+"""An imported SBML model's deterministic form: a `grn._ode_system.ODESystem`.
+
+The state is every species not set by an assignment rule (its amount) and every parameter,
+compartment size or species reference (stoichiometry) that a rate rule or an event changes.
+
+- ``d amount / dt = conversionFactor * sum_j stoichiometry_j * rate_j`` over the reactions
+  (stoichiometries may be ``stoichiometryMath`` or species references set by rules or events);
+  a kinetic law may read ``time``, any rule target and reaction rates; reversible reactions
+  take their law as it is;
+- a rate rule sets the derivative of its variable; on a species with concentration units it
+  sets ``d[S]/dt``, so ``d amount/dt = V d[S]/dt + [S] dV/dt``;
+- assignment rules are substituted into every expression that reads their variable;
+- events: see `grn._solvers._ode_events` (delays, priorities, persistence, initial values,
+  values from trigger time); a value assigned to a concentration species is converted to an
+  amount with the compartment size after the event's assignments.
+
+``rateOf(x)`` is x's rate rule, its reactions' net rate (a concentration's for a species in
+concentration units), or 0 for what only events change. Algebraic rules that do not determine
+one variable linearly, fast reactions, the ``delay`` csymbol and ``rateOf`` of an assignment-rule
+target raise a `ValueError` naming the element.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax.numpy as jnp
+
+from .._ode_system import ODEEvent, ODESystem
+from ._mathml import _Compiler, _Expr, _Scope
+
+
+def _at(expr):
+    """``expr`` as a function of ``(t, env)``."""
+    fn = expr.fn
+    return lambda t, env: fn(env, env, t)
+
+
+class _ODEBuilder:
+    def __init__(self, importer):
+        self.imp = importer
+        self.c = _Compiler(importer, "jax", rate_of=self.rate_of)
+        self.label = importer.label
+        self._rates: dict | None = None
+        self._building = False
+
+    def fail(self, message):
+        raise ValueError(f"{self.label}: {message}")
+
+    # -- the state ------------------------------------------------------------------------------
+    def varying(self) -> list[str]:
+        imp = self.imp
+        names = []
+        for variable in imp.rate_rules:
+            if variable in imp.species:
+                continue
+            if variable not in imp.net_params or imp.net_params[variable][0] == "local":
+                self.fail(
+                    f"rateRule for {variable!r}: not a species, compartment, parameter or "
+                    f"species reference of the model with a value"
+                )
+            names.append(variable)
+        for e in imp.model.getListOfEvents():
+            for ea in e.getListOfEventAssignments():
+                if ea.getMath() is None:
+                    continue
+                target = ea.getVariable()
+                where = f"event {self.event_name(e)!r}: the eventAssignment to {target!r}"
+                if target in imp.rules:
+                    self.fail(f"{where}: {target!r} is set by an assignmentRule")
+                if target in imp.species:
+                    if imp.species[target].getConstant():
+                        self.fail(f"{where}: species {target!r} is constant")
+                    continue
+                if target not in imp.net_params or imp.net_params[target][0] == "local":
+                    self.fail(f"{where}: not a species, compartment or parameter of the model")
+                obj = imp.net_params[target][1]
+                if imp.net_params[target][0] != "speciesReference" and obj.getConstant():
+                    kind = imp.net_params[target][0]
+                    self.fail(f'{where}: {kind} {target!r} is constant (constant="true")')
+                if target not in names:
+                    names.append(target)
+        return [n for n in imp.net_params if n in names]
+
+    @staticmethod
+    def event_name(e):
+        return e.getId() or e.getMetaId() or "(no id)"
+
+    def compile(self, node, where, local=None):
+        if node is None:
+            self.fail(f"{where} has no math")
+        return self.c.compile(node, _Scope(where, local=local or {}))
+
+    def concentration_species(self, sid) -> bool:
+        sp = self.imp.species[sid]
+        return not sp.getHasOnlySubstanceUnits() and not self.imp.dimensionless(sp.getCompartment())
+
+    def rate_of(self, name, scope) -> _Expr:
+        """``rateOf(name)``: its rate rule, its reactions' net rate, or 0 where nothing moves it."""
+        imp = self.imp
+        text = f"rateOf({name})"
+        if name in imp.rate_rules:
+            return self.c.compile(imp.rate_rules[name], _Scope(f"rateRule for {name!r}"))
+        if name in imp.rules:
+            self.fail(
+                f"{scope.where} uses rateOf({name}) of a variable set by an assignmentRule, "
+                f"which grn does not support"
+            )
+        if name in imp.species and name in imp.state:
+            if self._building:
+                self.fail(f"{scope.where} uses rateOf({name}) while the reactions are compiled")
+            if self._rates is None:
+                self._building = True
+                try:
+                    terms, factors = self.reaction_terms(tuple(imp.state))
+                finally:
+                    self._building = False
+                self._rates = {
+                    sid: _reaction_sum(terms[sid], factors.get(sid)) for sid in terms if terms[sid]
+                }
+            total = self._rates.get(name)
+            if total is not None:
+                if self.concentration_species(name):
+                    comp = imp.species[name].getCompartment()
+                    if comp in imp.rate_rules or comp in imp.rules:
+                        self.fail(
+                            f"{scope.where} uses rateOf({name}) of a concentration in a "
+                            f"compartment that changes size, which grn does not support"
+                        )
+                    size = _at(self.c.symbol(comp, scope))
+                    fn = lambda x, p, t, total=total, size=size: total(t, x) / size(t, x)  # noqa: E731
+                else:
+                    fn = lambda x, p, t, total=total: total(t, x)  # noqa: E731
+                return _Expr(fn, text, uses_time=True)
+        return _Expr(lambda x, p, t: 0.0, text)
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def reaction_terms(self, state):
+        """{species: [(rate fn, stoichiometry fn, sign)]}, and the conversion factors."""
+        imp = self.imp
+        terms = {sid: [] for sid in state}
+        for r in imp.model.getListOfReactions():
+            rid = r.getId()
+            kl = r.getKineticLaw()
+            if kl is None or kl.getMath() is None:
+                self.fail(f"reaction {rid!r} has no kineticLaw")
+            rate = _at(
+                self.compile(
+                    kl.getMath(), f"the kineticLaw of reaction {rid!r}", imp.locals.get(rid, {})
+                )
+            )
+            for refs, sign in ((r.getListOfReactants(), -1.0), (r.getListOfProducts(), 1.0)):
+                for sr in refs:
+                    sid = sr.getSpecies()
+                    sp = imp.species.get(sid)
+                    if sp is None:
+                        self.fail(f"reaction {rid!r} uses unknown species {sid!r}")
+                    if sp.getBoundaryCondition() or sp.getConstant():
+                        continue
+                    if sid in imp.rules or sid in imp.rate_rules:
+                        self.fail(
+                            f"reaction {rid!r} changes species {sid!r}, which a rule also sets"
+                        )
+                    if imp.level == 2 and sr.isSetStoichiometryMath():
+                        nu = _at(
+                            self.compile(
+                                sr.getStoichiometryMath().getMath(),
+                                f"the stoichiometryMath of {sid!r} in reaction {rid!r}",
+                            )
+                        )
+                    elif sr.isSetId():
+                        nu = _at(self.c.symbol(sr.getId(), _Scope(f"reaction {rid!r}")))
+                    else:
+                        if imp.level >= 3 and not sr.isSetStoichiometry():
+                            self.fail(
+                                f"reaction {rid!r}: the stoichiometry of species {sid!r} is not set"
+                            )
+                        value = sr.getStoichiometry()
+                        if imp.level <= 2 and sr.getDenominator() != 1:
+                            value = value / sr.getDenominator()
+                        nu = lambda t, env, value=value: value  # noqa: E731
+                    terms[sid].append((rate, nu, sign))
+        m = imp.model
+        factors = {}
+        for sid in state:
+            sp = imp.species[sid]
+            name = sp.getConversionFactor() if sp.isSetConversionFactor() else None
+            if name is None and m.isSetConversionFactor():
+                name = m.getConversionFactor()
+            if name is not None and terms[sid]:
+                factors[sid] = _at(self.c.symbol(name, _Scope(f"the conversionFactor of {sid!r}")))
+        return terms, factors
+
+    def rate_rules(self):
+        imp = self.imp
+        laws = {
+            v: _at(self.compile(node, f"rateRule for {v!r}")) for v, node in imp.rate_rules.items()
+        }
+        out = {}
+        for variable, law in laws.items():
+            if variable in imp.species and self.concentration_species(variable):
+                comp = imp.species[variable].getCompartment()
+                if comp in imp.rules:
+                    self.fail(
+                        f"rateRule for concentration species {variable!r}: its compartment "
+                        f"{comp!r} changes by an assignmentRule"
+                    )
+                size = _at(self.c.symbol(comp, _Scope(f"rateRule for {variable!r}")))
+                dsize = laws.get(comp)
+
+                def amount_rate(t, env, law=law, size=size, dsize=dsize, sid=variable):
+                    v = size(t, env)
+                    rate = law(t, env) * v
+                    if dsize is not None:
+                        rate = rate + env[sid] / v * dsize(t, env)
+                    return rate
+
+                out[variable] = amount_rate
+            else:
+                out[variable] = law
+        return out
+
+    def to_amount(self, sid, value_fn):
+        """A species value (concentration unless amount units) as an amount."""
+        if not self.concentration_species(sid):
+            return value_fn
+        size = _at(self.c.symbol(self.imp.species[sid].getCompartment(), _Scope(f"{sid!r}")))
+        return lambda t, env: value_fn(t, env) * size(t, env)
+
+    def outputs(self, from_p):
+        imp = self.imp
+        out: list[tuple[str, Callable]] = [
+            (name, lambda t, env, name=name: env[name]) for name in from_p
+        ]
+        for variable in imp.rules:
+            fn = _at(self.c.rule(variable))
+            if variable in imp.species:
+                fn = self.to_amount(variable, fn)
+            out.append((variable, fn))
+        taken = {name for name, _ in out} | set(imp.state)
+        values = imp._values[0]  # constants the reaction network leaves out (unread sizes)
+        for name, (kind, _) in imp.net_params.items():
+            if kind in ("parameter", "compartment") and name not in taken:
+                out.append((name, lambda t, env, name=name: env.get(name, values[name])))
+        return tuple(out)
+
+    # -- events ---------------------------------------------------------------------------------
+    def level(self, node, where):
+        """A continuous function whose sign is the trigger's truth (root finding on it)."""
+        L = self.imp.L
+        kind, n = node.getType(), node.getNumChildren()
+        empty = kind in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR) and n == 0  # and() true, or() false
+        if kind in (L.AST_CONSTANT_TRUE, L.AST_CONSTANT_FALSE) or empty:
+            value = 1.0 if kind in (L.AST_CONSTANT_TRUE, L.AST_LOGICAL_AND) else -1.0
+            return lambda t, env: value
+        comparisons = {
+            L.AST_RELATIONAL_GT: 1.0,
+            L.AST_RELATIONAL_GEQ: 1.0,
+            L.AST_RELATIONAL_LT: -1.0,
+            L.AST_RELATIONAL_LEQ: -1.0,
+        }
+        if kind in comparisons and n >= 2:
+            sign = comparisons[kind]
+            cs = [_at(self.compile(node.getChild(i), where)) for i in range(n)]
+
+            def relation(t, env, cs=cs, sign=sign):
+                vals = [jnp.asarray(c(t, env), float) for c in cs]
+                out = None
+                for a, b in zip(vals[:-1], vals[1:]):
+                    scale = jnp.maximum(jnp.abs(a) + jnp.abs(b), 1e-300)
+                    g = sign * (a - b) / scale
+                    out = g if out is None else jnp.minimum(out, g)
+                return out
+
+            return relation
+        if kind in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR) and n >= 1:
+            cs = [self.level(node.getChild(i), where) for i in range(n)]
+            f = jnp.minimum if kind == L.AST_LOGICAL_AND else jnp.maximum
+
+            def combine(t, env, cs=cs, f=f):
+                out = cs[0](t, env)
+                for c in cs[1:]:
+                    out = f(out, c(t, env))
+                return out
+
+            return combine
+        if kind == L.AST_LOGICAL_NOT and n == 1:
+            inner = self.level(node.getChild(0), where)
+            return lambda t, env: -inner(t, env)
+        fd = (
+            self.imp.model.getFunctionDefinition(node.getName()) if kind == L.AST_FUNCTION else None
+        )
+        if fd is not None and fd.getBody() is not None and fd.getNumArguments() == n:
+            body = fd.getBody().deepCopy()  # the call with its arguments substituted
+            for i in range(n):
+                body.replaceArgument(fd.getArgument(i).getName(), node.getChild(i))
+            return self.level(body, where)
+        self.fail(
+            f"{where} ({L.formulaToL3String(node)}) is not a comparison (<, <=, >, >=) or a "
+            f"logical and/or/not of comparisons, so its switching time cannot be located"
+        )
+
+    def event(self, e, state):
+        imp = self.imp
+        name = self.event_name(e)
+        where = f"event {name!r}"
+        trig = e.getTrigger()
+        trigger = _at(self.compile(trig.getMath(), f"{where}: the trigger"))
+        level = self.level(trig.getMath(), f"{where}: the trigger")
+        targets, laws = [], []
+        for ea in e.getListOfEventAssignments():
+            if ea.getMath() is None:  # SBML L3v2: no math, no effect
+                continue
+            target = ea.getVariable()
+            law = _at(self.compile(ea.getMath(), f"{where}: the eventAssignment to {target!r}"))
+            targets.append(target)
+            laws.append(law)
+        sizes = {
+            t: _at(self.c.symbol(imp.species[t].getCompartment(), _Scope(where)))
+            for t in targets
+            if t in imp.species and self.concentration_species(t)
+        }
+
+        def values(t, env, laws=laws):
+            return [law(t, env) for law in laws]
+
+        def apply(t, env, vals, targets=targets, sizes=sizes):
+            new = dict(env)
+            for target, v in zip(targets, vals):
+                new[target] = v
+            for target in sizes:  # concentrations -> amounts, with the sizes after the event
+                new[target] = new[target] * sizes[target](t, new)
+            return {target: new[target] for target in targets}
+
+        delay = priority = None
+        if e.isSetDelay() and e.getDelay().getMath() is not None:
+            delay = _at(self.compile(e.getDelay().getMath(), f"{where}: the delay"))
+        if imp.level >= 3 and e.isSetPriority() and e.getPriority().getMath() is not None:
+            priority = _at(self.compile(e.getPriority().getMath(), f"{where}: the priority"))
+        l3 = imp.level >= 3
+        use_trigger = e.getUseValuesFromTriggerTime() if e.isSetUseValuesFromTriggerTime() else True
+        return ODEEvent(
+            name=name,
+            trigger=trigger,
+            level=level,
+            values=values,
+            apply=apply,
+            n_values=len(laws),
+            delay=delay,
+            priority=priority,
+            persistent=bool(trig.getPersistent()) if l3 else True,
+            initial_value=bool(trig.getInitialValue()) if l3 else True,
+            use_trigger_values=bool(use_trigger),
+        )
+
+    # -- the system -----------------------------------------------------------------------------
+    def system(self) -> ODESystem:
+        imp = self.imp
+        for rule in imp.algebraic:
+            imp._algebraic(rule)
+        from_x0 = tuple(imp.state)
+        from_p = tuple(self.varying())
+        state = from_x0 + from_p
+        terms, factors = self.reaction_terms(from_x0)
+        rates = self.rate_rules()
+        for variable in rates:
+            if variable in imp.species and imp.species[variable].getConstant():
+                self.fail(f"rateRule for {variable!r}: the species is constant")
+        derivatives = []
+        for name in state:
+            if name in rates:
+                derivatives.append(rates[name])
+            elif name in terms and terms[name]:
+                derivatives.append(_reaction_sum(terms[name], factors.get(name)))
+            else:
+                derivatives.append(None)
+
+        def rhs(t, env):
+            return [0.0 if d is None else d(t, env) for d in derivatives]
+
+        events = [
+            self.event(e, state)
+            for e in imp.model.getListOfEvents()
+            if e.getTrigger().getMath() is not None  # a trigger without math never fires
+        ]
+        events = [e for e in events if e.n_values]
+        outputs = self.outputs(from_p)
+        return ODESystem(from_x0, from_p, rhs, outputs, tuple(events))
+
+
+def _reaction_sum(terms, factor):
+    def total(t, env):
+        out = 0.0
+        for rate, nu, sign in terms:
+            out = out + sign * nu(t, env) * rate(t, env)
+        return out if factor is None else out * factor(t, env)
+
+    return total
