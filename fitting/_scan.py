@@ -30,8 +30,10 @@ from ._intervention import (
     check_targets,
     levels_for,
 )
-from ._outcomes import Outcome
+from ._outcomes import Outcome, outcome_span, window_values
 
+INTEGRATION_STEP_H = 6.0
+"""Default output step (h) where an outcome is integrated over a window (trapezoid rule)."""
 TRACE_COUNT = {"scenarios": 0, "sensitivity": 0, "objective": 0}
 """How often each compiled program was traced: the scenario program here, the sensitivity and
 objective programs of `_sensitivity` and `_schedule_optimisation` (tests prove that new values
@@ -39,17 +41,15 @@ never recompile)."""
 
 
 def _output_times(outcomes, ts, pre_h):
+    """Output times (default: from ``-pre_h`` to the latest outcome time, daily, every
+    `INTEGRATION_STEP_H` where an outcome is integrated) and each outcome's `outcome_span`."""
     if ts is None:
         end = max(o.time_h for o in outcomes)
-        ts = np.union1d(np.arange(-pre_h, end + 1e-9, DAY), [o.time_h for o in outcomes])
+        step = INTEGRATION_STEP_H if any(o.integrated for o in outcomes) else DAY
+        ends = [t for o in outcomes for t in (o.start_h, o.time_h) if t is not None]
+        ts = np.union1d(np.arange(-pre_h, end + 1e-9, step), [t for t in ends if t >= -pre_h])
     ts = np.asarray(ts, np.float64)
-    index = []
-    for o in outcomes:
-        hit = np.flatnonzero(np.isclose(ts, o.time_h))
-        if hit.size == 0:
-            raise ValueError(f"outcome {o.name!r} at t = {o.time_h} h is not an output time")
-        index.append(int(hit[0]))
-    return ts, tuple(index)
+    return ts, tuple(outcome_span(o, ts) for o in outcomes)
 
 
 def _cells(network, solver, ts, times, table, key, params, n_cells):
@@ -71,10 +71,10 @@ def _scenario_program(network, solver, ts, times, tables, key, params, outcomes,
 
     def one(table):
         sol = _cells(network, solver, ts, times, table, key, params, n_cells)
-        values = []
-        for outcome, i in zip(outcomes, index):
-            x = {s: sol.ys[:, i, k] for k, s in enumerate(network.species)}
-            values.append(outcome.per_cell(x, sol.log_weight[:, i]))
+        values = [
+            window_values(o, network.species, ts, sol.ys, sol.log_weight, span)
+            for o, span in zip(outcomes, index)
+        ]
         ok = (sol.result == 0)[:, None]
         n_ok = jnp.maximum(jnp.sum(ok), 1)
         mean = jnp.sum(jnp.where(ok[..., None], sol.ys, 0.0), axis=0) / n_ok

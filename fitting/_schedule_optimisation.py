@@ -15,7 +15,7 @@ import grn
 from grn import Schedule
 
 from ._intervention import Intervention, _bin_matrix, _check_edges, _grid, _tables, check_targets
-from ._outcomes import Outcome
+from ._outcomes import Outcome, window_values
 from ._scan import TRACE_COUNT, _bind, _cells, _output_times, _run_tables
 
 
@@ -58,8 +58,7 @@ def _objective(network, solver, ts, times, table, P, cols, key, params, outcome,
 
     def f(lv):
         sol = _cells(network, solver, ts, times, _set_levels(table, P, cols, lv), key, params, n)
-        x = {s: sol.ys[:, i, k] for k, s in enumerate(network.species)}
-        v = jnp.mean(outcome.per_cell(x, sol.log_weight[:, i]))
+        v = jnp.mean(window_values(outcome, network.species, ts, sol.ys, sol.log_weight, i))
         return outcome.sign * v, v
 
     jacobian = jax.jacfwd if solver.stochastic else jax.jacrev
