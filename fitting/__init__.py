@@ -43,6 +43,7 @@ from ._problem import Problem as Problem
 from ._scan import (
     ScanResult as ScanResult,
     ScenarioRun as ScenarioRun,
+    delay_cost as delay_cost,
     rank as rank,
     scan as scan,
     simulate_scenarios as simulate_scenarios,
