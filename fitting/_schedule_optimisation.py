@@ -97,6 +97,8 @@ def optimise_schedule(
     optimizer: optax.GradientTransformation | None = None,
     validate_outcome: Outcome | None = None,
     validate_cells: int | None = None,
+    validate_solver: grn.AbstractSolver | None = None,
+    validate_params: Mapping | None = None,
     pre_h: float = 0.0,
     progress: bool = False,
 ) -> Optimised:
@@ -111,7 +113,9 @@ def optimise_schedule(
     The best constant schedule (each input at one level over all bins, within the budget) is
     picked from 4 levels (1/4 .. 1 of the affordable maximum) on the same cells; then the
     optimum, the best constant and the base are compared on fresh cells (``validate_outcome``,
-    default ``outcome``).
+    default ``outcome``; ``validate_cells`` cells, default ``n_cells``, simulated by
+    ``validate_solver``, default ``solver``, with per-cell ``validate_params``, default
+    ``params``: pass freshly drawn ones for cells the optimisation never saw).
     """
     check_targets(network, [Intervention(t, 0.0) for t in inputs])
     edges = _check_edges(edges)
@@ -179,7 +183,7 @@ def optimise_schedule(
     ts_v, index = _output_times([check], None, pre_h)
     run = _run_tables(
         network,
-        solver,
+        validate_solver or solver,
         ts_v,
         index,
         grid,
@@ -188,7 +192,7 @@ def optimise_schedule(
         (check,),
         validate_cells or n_cells,
         key_val,
-        params,
+        params if validate_params is None else validate_params,
         None,
         False,
     )
