@@ -372,29 +372,26 @@ def _pair_rows(run, grid, couples) -> list[dict]:
     out = []
     for k, couple in enumerate(couples):
         s = 1 + len(grid) + k
-        singles = [
-            1 + next(i for i, iv in enumerate(grid) if iv == single) if single in grid else None
-            for single in couple
-        ]
-        row = {
-            "target": "+".join(iv.target for iv in couple),
-            "start_h": couple[0].start_h,
-            "duration_h": couple[0].duration_h,
-            "level": "+".join(f"{iv.level:g}" for iv in couple),
-            "outcome": float(value[s]),
-            "outcome_se": float(se[s]),
-            "benefit": float(benefit[s]),
-            "benefit_se": float(benefit_se[s]),
-        }
-        if None not in singles:
-            best = max(singles, key=lambda i: benefit[i])
-            ok = run.ok[s] & run.ok[best]
-            d = (sign * (v[best] - v[s]))[ok]
-            row["over_best_single"] = float(d.mean())
-            row["over_best_single_se"] = (
-                float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else 0.0
-            )
-        out.append(row)
+        singles = [1 + grid.index(single) for single in couple]  # each single is in the grid
+        best = max(singles, key=lambda i: benefit[i])
+        ok = run.ok[s] & run.ok[best]
+        d = (sign * (v[best] - v[s]))[ok]
+        out.append(
+            {
+                "target": "+".join(iv.target for iv in couple),
+                "start_h": couple[0].start_h,
+                "duration_h": couple[0].duration_h,
+                "level": "+".join(f"{iv.level:g}" for iv in couple),
+                "outcome": float(value[s]),
+                "outcome_se": float(se[s]),
+                "benefit": float(benefit[s]),
+                "benefit_se": float(benefit_se[s]),
+                "over_best_single": float(d.mean()),
+                "over_best_single_se": float(d.std(ddof=1) / np.sqrt(d.size))
+                if d.size > 1
+                else 0.0,
+            }
+        )
     return out
 
 

@@ -565,7 +565,7 @@ def write_outputs(out: Path, run: Run, args, head: str = "") -> dict[str, Path]:
             writer = csv.writer(fh)
             writer.writerow(columns)
             for r in result.pairs:
-                writer.writerow([r.get(c, "") for c in columns])
+                writer.writerow([r[c] for c in columns])
         files["pairs"] = out / "pairs.csv"
     beside = list(summary.get("beside", {}))
     with open(out / "ranking.csv", "w", newline="") as fh:
@@ -686,14 +686,10 @@ def report(summary) -> str:
             "|---|---|---|---|---|",
         ]
         for r in summary["pairs"]:
-            extra = (
-                f"{r['over_best_single']:.4g} ± {r['over_best_single_se']:.2g}"
-                if "over_best_single" in r
-                else "(singles not scanned at this start)"
-            )
             lines.append(
                 f"| {r['target']} | {r['level']} | {r['outcome']:.4g} | {r['benefit']:.4g} ± "
-                f"{r['benefit_se']:.2g} | {extra} |"
+                f"{r['benefit_se']:.2g} | {r['over_best_single']:.4g} ± "
+                f"{r['over_best_single_se']:.2g} |"
             )
     lines.append("")
     if "sensitivity" in summary:

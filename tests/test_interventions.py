@@ -386,6 +386,17 @@ def test_melanoma_day0_ranking():
     assert abs(d.mean()) <= 2 * max(d.std(ddof=1) / math.sqrt(d.size), 1 / d.size)
     assert ranked[0]["target"] in ("NFKBi", "NAC") and ranked[-1]["target"] == "BH3i"
     assert math.isfinite(result.base[0]) and result.base[0] > 0.8
+    # docs/interventions.md, population dynamics: on BRAFi alone the primed SOX10-high cells die
+    # (viable cells per starting cell fall below 1 by day 3) and the tolerant ones persist and
+    # regrow (day 29 above day 3); every day-0 intervention lowers viable cells at days 3 and 29
+    # and the persister burden, each by more than two standard errors (paired over cells)
+    v3, se3 = result.run.outcome(1)
+    assert 1.0 - v3[0] > 2 * se3[0]
+    d = result.run.values[0, 2] - result.run.values[0, 1]
+    assert d.mean() > 2 * d.std(ddof=1) / math.sqrt(d.size)
+    for o in (1, 2, 3):
+        benefit, se = result.run.benefit(o)
+        assert np.all(benefit[1:] > 2 * se[1:]), (result.run.outcomes[o].name, benefit, se)
 
 
 def test_pairs_integrated_outcome_and_delay_cost(cascade):
@@ -418,15 +429,3 @@ def test_pairs_integrated_outcome_and_delay_cost(cascade):
         assert abs(delay["cost_per_day"] + slope) < Z_MAX * delay["cost_per_day_se"]
         assert delay["cost_per_day"] > 4 * delay["cost_per_day_se"]
         assert math.isfinite(delay["window_se_h"]) and 0 <= delay["window_h"] <= STARTS[-1]
-
-    # docs/interventions.md, population dynamics: on BRAFi alone the primed SOX10-high cells die
-    # (viable cells per starting cell fall below 1 by day 3) and the tolerant ones persist and
-    # regrow (day 29 above day 3); every day-0 intervention lowers viable cells at days 3 and 29
-    # and the persister burden, each by more than two standard errors (paired over cells)
-    v3, se3 = result.run.outcome(1)
-    assert 1.0 - v3[0] > 2 * se3[0]
-    d = result.run.values[0, 2] - result.run.values[0, 1]
-    assert d.mean() > 2 * d.std(ddof=1) / math.sqrt(d.size)
-    for o in (1, 2, 3):
-        benefit, se = result.run.benefit(o)
-        assert np.all(benefit[1:] > 2 * se[1:]), (result.run.outcomes[o].name, benefit, se)
