@@ -24,10 +24,13 @@ from ._losses import (
 )
 from ._observables import Observable as Observable, as_observable as as_observable
 from ._outcomes import (
+    MUTATION_RATE as MUTATION_RATE,
     OUTCOMES as OUTCOMES,
     Outcome as Outcome,
     make_outcome as make_outcome,
+    persister_burden as persister_burden,
     priming as priming,
+    resistance_risk as resistance_risk,
     sox10_low_fraction as sox10_low_fraction,
     viable_cells as viable_cells,
 )
@@ -40,6 +43,7 @@ from ._problem import Problem as Problem
 from ._scan import (
     ScanResult as ScanResult,
     ScenarioRun as ScenarioRun,
+    delay_cost as delay_cost,
     rank as rank,
     scan as scan,
     simulate_scenarios as simulate_scenarios,

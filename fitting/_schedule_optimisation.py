@@ -15,7 +15,7 @@ import grn
 from grn import Schedule
 
 from ._intervention import Intervention, _bin_matrix, _check_edges, _grid, _tables, check_targets
-from ._outcomes import Outcome
+from ._outcomes import Outcome, window_values
 from ._scan import TRACE_COUNT, _bind, _cells, _output_times, _run_tables
 
 
@@ -58,8 +58,7 @@ def _objective(network, solver, ts, times, table, P, cols, key, params, outcome,
 
     def f(lv):
         sol = _cells(network, solver, ts, times, _set_levels(table, P, cols, lv), key, params, n)
-        x = {s: sol.ys[:, i, k] for k, s in enumerate(network.species)}
-        v = jnp.mean(outcome.per_cell(x, sol.log_weight[:, i]))
+        v = jnp.mean(window_values(outcome, network.species, ts, sol.ys, sol.log_weight, i))
         return outcome.sign * v, v
 
     jacobian = jax.jacfwd if solver.stochastic else jax.jacrev
@@ -98,6 +97,8 @@ def optimise_schedule(
     optimizer: optax.GradientTransformation | None = None,
     validate_outcome: Outcome | None = None,
     validate_cells: int | None = None,
+    validate_solver: grn.AbstractSolver | None = None,
+    validate_params: Mapping | None = None,
     pre_h: float = 0.0,
     progress: bool = False,
 ) -> Optimised:
@@ -112,7 +113,9 @@ def optimise_schedule(
     The best constant schedule (each input at one level over all bins, within the budget) is
     picked from 4 levels (1/4 .. 1 of the affordable maximum) on the same cells; then the
     optimum, the best constant and the base are compared on fresh cells (``validate_outcome``,
-    default ``outcome``).
+    default ``outcome``; ``validate_cells`` cells, default ``n_cells``, simulated by
+    ``validate_solver``, default ``solver``, with per-cell ``validate_params``, default
+    ``params``: pass freshly drawn ones for cells the optimisation never saw).
     """
     check_targets(network, [Intervention(t, 0.0) for t in inputs])
     edges = _check_edges(edges)
@@ -180,7 +183,7 @@ def optimise_schedule(
     ts_v, index = _output_times([check], None, pre_h)
     run = _run_tables(
         network,
-        solver,
+        validate_solver or solver,
         ts_v,
         index,
         grid,
@@ -189,7 +192,7 @@ def optimise_schedule(
         (check,),
         validate_cells or n_cells,
         key_val,
-        params,
+        params if validate_params is None else validate_params,
         None,
         False,
     )

@@ -16,7 +16,7 @@ import grn
 from grn import Schedule
 
 from ._intervention import Intervention, _bin_matrix, _check_edges, _grid, _tables, check_targets
-from ._outcomes import Outcome
+from ._outcomes import Outcome, window_values
 from ._scan import TRACE_COUNT, ScanResult, _bind, _cells, _output_times
 
 
@@ -38,8 +38,7 @@ def _sensitivity_program(
         def per_cell(delta):
             perturbed = _perturbed(table, P, onehot, level, delta)
             sol = _cells(network, solver, ts, times, perturbed, key, params, n)
-            x = {s: sol.ys[:, i, k] for k, s in enumerate(network.species)}
-            v = outcome.per_cell(x, sol.log_weight[:, i])
+            v = window_values(outcome, network.species, ts, sol.ys, sol.log_weight, i)
             return v, (v, sol.result)
 
         # Forward mode for the fixed-step CLE (memory independent of the number of steps);

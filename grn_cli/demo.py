@@ -23,6 +23,7 @@ SIZES = {
         "bins_h": [0, 6, 12, 24, 48, 72, 168, 336, 504, 600, 696],
         "opt_steps": 6,
         "opt_cells": 16,
+        "validate_cells": 128,
         "fit_steps": 8,
     },
     "quick": {
@@ -32,9 +33,22 @@ SIZES = {
         "bins_h": [0, 72, 336, 600, 696],
         "opt_steps": 0,
         "opt_cells": 0,
+        "validate_cells": 0,
         "fit_steps": 3,
     },
 }
+
+
+PAIRS = [
+    ["EPIi", "BH3i"],
+    ["NFKBi", "EPIi"],
+    ["NFKBi", "BH3i"],
+    ["NAC", "BH3i"],
+    ["NAC", "EPIi"],
+    ["NFKBi", "NAC"],
+]
+"""Co-targeting on top of BRAFi (the seeds' BRAF + histone-modifying-enzyme inhibition, and the
+BH3 mimetic with each), every pair of the four targets at the earliest start."""
 
 
 def config_text(params: dict, quick: bool, seed: int) -> str:
@@ -52,8 +66,10 @@ def config_text(params: dict, quick: bool, seed: int) -> str:
         "levels = { NFKBi = 0.8, NAC = 1.0, EPIi = 0.8, BH3i = 1.0 }",
         f"start_h = {size['start_h']}",
         "duration_h = [696]",
+        f"pairs = {PAIRS}",
         "[outcome]",
-        'kind = "sox10_low_fraction"',
+        'kind = "persister_burden"',  # the SOX10-low snapshot at day 29 is reported beside it
+        "start_day = 0",
         "day = 29",
         "[sensitivity]",
         f"bins_h = {size['bins_h']}",
@@ -69,6 +85,7 @@ def config_text(params: dict, quick: bool, seed: int) -> str:
             "bins_h = [0, 72, 168, 336, 696]",
             f"steps = {size['opt_steps']}",
             f"n_cells = {size['opt_cells']}",
+            f"validate_cells = {size['validate_cells']}",
         ]
     lines += [
         "[run]",
@@ -76,7 +93,7 @@ def config_text(params: dict, quick: bool, seed: int) -> str:
         "dt = 0.02",  # B stays >= 0 on average with BH3i (at 0.1 its mean dipped to -40)
         f"n_cells = {size['n_cells']}",
         f"seed = {seed}",
-        f"chunk = {9 if quick else 11}",
+        "chunk = 12",  # scenarios per compiled call: 2 calls (quick), 4 (full)
     ]
     return "\n".join(lines) + "\n"
 
@@ -87,9 +104,11 @@ def add_parser(commands) -> None:
         help="built-in model + bundled data -> short fit -> ranked early intervention points",
         description=(
             "The embedded default: fit the melanoma model briefly to the bundled synthetic data, "
-            "then scan interventions (NFKBi, NAC, EPIi, BH3i at MODEL.md's levels) and their "
-            "start times on top of BRAFi 0.95 for 29 days, compute time-resolved sensitivities, "
-            "and write report.md, interventions.csv, results.json and figures into --out "
+            "then scan interventions (NFKBi, NAC, EPIi, BH3i at MODEL.md's levels), their start "
+            "times and their pairs on top of BRAFi 0.95 for 29 days, ranked by the persister "
+            "burden (viable SOX10-low cell-days, days 0-29) with the day-29 SOX10-low snapshot "
+            "beside it, compute time-resolved sensitivities, and write report.md, "
+            "interventions.csv, pairs.csv, results.json and figures into --out "
             "(about 10 minutes on 2 CPU cores; --quick about a minute or two)."
         ),
     )

@@ -15,9 +15,13 @@ The configuration (TOML; every key is checked and an unknown one is named)::
     levels = { NFKBi = 0.8, NAC = 1.0, EPIi = 0.8, BH3i = 1.0 }   # or one number / a list
     start_h = [0, 6, 12, 24, 48, 72, 168, 336]
     duration_h = [696]
+    pairs = [["EPIi", "BH3i"], ["NFKBi", "EPIi"]]  # given together at the earliest start
     [outcome]
-    kind = "sox10_low_fraction"          # or viable_cells, priming
+    kind = "persister_burden"            # integrated over [start_day, day]; or resistance_risk,
+                                         # or at day: sox10_low_fraction, viable_cells, priming
+    start_day = 0                        # window start (integrated kinds), >= -pre_days
     day = 29
+    mutation_rate = 1e-7                 # resistance_risk: resistant lineages per division
     [sensitivity]                        # optional; pathwise through the CLE
     bins_h = [0, 12, 24, 48, 72, 120, 168, 336, 696]
     n_cells = 64
@@ -32,6 +36,7 @@ The configuration (TOML; every key is checked and an unknown one is named)::
     bins_h = [0, 24, 72, 168, 336, 696]
     steps = 20
     n_cells = 32
+    validate_cells = 256                 # fresh cells (scan solver) for the check vs constant
     [run]
     solver = "cle"                        # ssa | tau | cle | lna | ode (for the scan)
     dt = 0.1                              # CLE step (h) of the scan
@@ -40,8 +45,13 @@ The configuration (TOML; every key is checked and an unknown one is named)::
     pre_days = 0                          # all-inputs-0 pre-equilibration before t = 0
     chunk = 8                             # scenarios per compiled call (progress, memory)
 
+With an integrated outcome the run also reports, beside it, the SOX10-low fraction at ``day``
+(the snapshot), viable cells at ``day`` and the resistance risk over the window (each with its
+own ranking in ``results.json``).
+
 Outputs in DIR: ``report.md``, ``interventions.csv`` (target, start_h, duration_h, level,
-outcome, outcome_se, benefit, benefit_se), ``ranking.csv``, ``results.json`` (everything),
+outcome, outcome_se, benefit, benefit_se; first row the base), ``pairs.csv`` (with
+``scan.pairs``), ``ranking.csv``, ``results.json`` (everything),
 ``heatmap.png``, ``benefit_vs_start.png``, ``sensitivity.png``, ``trajectories.png`` and, with
 ``[optimise]``, ``optimised_schedule.png``.
 """
@@ -63,13 +73,15 @@ from .config import fail
 SECTIONS = {
     "model": {"builtin", "sbml", "params", "heterogeneity"},
     "protocol": None,  # input names
-    "scan": {"targets", "levels", "start_h", "duration_h"},
-    "outcome": {"kind", "day", "threshold"},
+    "scan": {"targets", "levels", "start_h", "duration_h", "pairs"},
+    "outcome": {"kind", "day", "threshold", "start_day", "mutation_rate"},
     "sensitivity": {"bins_h", "n_cells", "softness", "dt", "around", "panels"},
-    "optimise": {"inputs", "budget_h", "bins_h", "steps", "n_cells"},
+    "optimise": {"inputs", "budget_h", "bins_h", "steps", "n_cells", "validate_cells"},
     "run": {"solver", "dt", "n_cells", "seed", "pre_days", "chunk"},
 }
 REQUIRED = ("model", "scan", "outcome")
+INTEGRATED = ("persister_burden", "resistance_risk")
+"""Outcome kinds integrated over the window ``[start_day, day]``."""
 SENSITIVITY_DT = 0.005
 """Default CLE step (h) of pathwise sensitivities and schedule optimisation: the melanoma model's
 path derivatives are stable at 0.005 h, not at 0.02 h (`fitting.sensitivity`)."""
@@ -128,8 +140,17 @@ def load_config(path) -> dict:
         for x in checks.numbers(path, "scan.levels", vals, minimum=0):
             if x > 1:
                 fail(path, "scan.levels", f"levels must be in [0, 1], got {x}")
+    pairs = scan.setdefault("pairs", [])
+    if not isinstance(pairs, list):
+        fail(path, "scan.pairs", "must be a list of [target, target] pairs")
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2 and pair[0] != pair[1]):
+            fail(path, "scan.pairs", f"each pair must be two different targets, got {pair!r}")
+        for t in pair:
+            if t not in scan["targets"]:
+                fail(path, "scan.pairs", f"{t!r} is not one of scan.targets")
     out = cfg["outcome"]
-    out.setdefault("kind", "sox10_low_fraction")
+    out.setdefault("kind", "persister_burden")
     import fitting
 
     if out["kind"] not in fitting.OUTCOMES:
@@ -139,6 +160,16 @@ def load_config(path) -> dict:
             f"unknown outcome {out['kind']!r} (one of {list(fitting.OUTCOMES)})",
         )
     out["day"] = float(checks.number(path, "outcome.day", out.get("day", 29), positive=True))
+    if "start_day" in out and out["kind"] not in INTEGRATED:
+        fail(path, "outcome.start_day", f"applies to the integrated outcomes {INTEGRATED} only")
+    if "mutation_rate" in out and out["kind"] != "resistance_risk":
+        fail(path, "outcome.mutation_rate", "applies to outcome 'resistance_risk' only")
+    if out["kind"] in INTEGRATED:
+        out["start_day"] = float(checks.number(path, "outcome.start_day", out.get("start_day", 0)))
+        if not out["start_day"] < out["day"]:
+            fail(path, "outcome.start_day", f"must be before outcome.day ({out['day']:g})")
+    if "mutation_rate" in out:
+        checks.number(path, "outcome.mutation_rate", out["mutation_rate"], positive=True)
     run = cfg["run"]
     run.setdefault("solver", "cle")
     if run["solver"] not in ("ssa", "tau", "cle", "lna", "ode"):
@@ -149,6 +180,13 @@ def load_config(path) -> dict:
     )
     run["seed"] = checks.number(path, "run.seed", run.get("seed", 0), integer=True, minimum=0)
     run["pre_days"] = float(checks.number(path, "run.pre_days", run.get("pre_days", 0), minimum=0))
+    if out.get("start_day", 0) < -run["pre_days"]:
+        fail(
+            path,
+            "outcome.start_day",
+            f"the window [{out['start_day']:g}, {out['day']:g}] days lies outside the protocol "
+            f"(it starts at day {-run['pre_days']:g}: run.pre_days)",
+        )
     run["chunk"] = checks.number(
         path, "run.chunk", run.get("chunk", 8), integer=True, positive=True
     )
@@ -185,6 +223,13 @@ def load_config(path) -> dict:
         )
         opt["n_cells"] = checks.number(
             path, "optimise.n_cells", opt.get("n_cells", 32), integer=True, positive=True
+        )
+        opt["validate_cells"] = checks.number(
+            path,
+            "optimise.validate_cells",
+            opt.get("validate_cells", run["n_cells"]),
+            integer=True,
+            positive=True,
         )
     return cfg
 
@@ -232,9 +277,7 @@ def build(cfg):
         )
     except ValueError as err:
         fail(path, "scan.targets", str(err))
-    out = cfg["outcome"]
-    threshold = {"threshold": out["threshold"]} if "threshold" in out else {}
-    outcome = fitting.make_outcome(network, out["kind"], out["day"], **threshold)
+    outcome = make_outcome(network, cfg["outcome"])
     run = cfg["run"]
     solver = {
         "ssa": lambda: grn.SSA(),
@@ -244,6 +287,53 @@ def build(cfg):
         "ode": lambda: grn.ODE(),
     }[run["solver"]]()
     return network, base, (params or None), outcome, solver, key_sim
+
+
+def make_outcome(network, out: dict, softness: float = 0.0, kind: str | None = None):
+    """The configured outcome (``kind`` overrides ``outcome.kind``, keeping day and window);
+    ``softness > 0``: its sigmoid form where it has one (for gradients)."""
+    import fitting
+
+    kind = kind or out["kind"]
+    options = {"threshold": out["threshold"]} if "threshold" in out else {}
+    if kind in INTEGRATED:
+        options["start_day"] = out.get("start_day", 0.0)
+    if kind == "resistance_risk" and "mutation_rate" in out:
+        options["mutation_rate"] = out["mutation_rate"]
+    if softness and kind in INTEGRATED + ("sox10_low_fraction",):
+        options["softness"] = softness
+    if kind == "viable_cells":
+        options = {}
+    return fitting.make_outcome(network, kind, out["day"], **options)
+
+
+def _beside(network, out: dict) -> list:
+    """Outcomes reported beside an integrated one: the SOX10-low snapshot and viable cells at
+    ``day`` and the resistance risk over the window (where the network has S and growth)."""
+    kinds = ["viable_cells"]
+    if out["kind"] in INTEGRATED and "S" in network.species:
+        kinds.insert(0, "sox10_low_fraction")
+        if network.growth is not None and out["kind"] != "resistance_risk":
+            kinds.append("resistance_risk")
+    if out["kind"] == "viable_cells":
+        kinds.remove("viable_cells")
+    return [make_outcome(network, out, kind=k) for k in kinds]
+
+
+def _fresh(cfg, params, key, n):
+    """Per-cell parameters for ``n`` fresh cells (new kM1 draws for the melanoma model's
+    heterogeneity; otherwise the first ``n`` of ``params``)."""
+    import grn
+
+    model = cfg["model"]
+    if params is None or not (
+        model.get("builtin") == "melanoma" and model.get("heterogeneity", True)
+    ):
+        return _subset(params, n)
+    median = model.get("params", {}).get("kM1")
+    fresh = {k: v for k, v in params.items() if np.ndim(v) == 0}
+    fresh.update(grn.models.melanoma_cell_params(key, n, kM1=median))
+    return fresh
 
 
 def _subset(params, n):
@@ -276,15 +366,12 @@ def run_config(cfg, progress: bool = True, log=print) -> Run:
     started = time.perf_counter()
     network, base, params, outcome, solver, key = build(cfg)
     scan_cfg, run, pre_h = cfg["scan"], cfg["run"], cfg["run"]["pre_days"] * fitting.DAY
-    key_scan, key_sens, key_opt = jax.random.split(key, 3)
+    key_scan, key_sens, key_opt, key_fresh = jax.random.split(key, 4)
     n_scen = 1 + len(scan_cfg["targets"]) * len(scan_cfg["start_h"]) * len(scan_cfg["duration_h"])
+    n_scen += len(scan_cfg["pairs"])
     log(f"scan: {n_scen} scenarios x {run['n_cells']} cells, {type(solver).__name__}")
     t0 = time.perf_counter()
-    extra = (
-        [fitting.viable_cells(outcome.time_h / fitting.DAY)]
-        if outcome.name != "viable_cells"
-        else []
-    )
+    extra = _beside(network, cfg["outcome"])
     result = fitting.scan(
         network,
         base,
@@ -298,12 +385,32 @@ def run_config(cfg, progress: bool = True, log=print) -> Run:
         key_scan,
         params=params,
         extra_outcomes=extra,
+        pairs=scan_cfg["pairs"],
         pre_h=pre_h,
         chunk=run["chunk"],
         progress=progress,
     )
     timings = {"scan_s": time.perf_counter() - t0}
     ranking = fitting.rank(result)
+    beside = {}
+    for o, other in enumerate(extra, 1):
+        value, se = result.run.outcome(o)
+        beside[other.name] = {
+            "time_h": other.time_h,
+            "start_h": other.start_h,
+            "better": other.better,
+            "base": (float(value[0]), float(se[0])),
+            "ranking": fitting.rank(result, o=o),
+        }
+    by_target = {name: {r["target"]: r for r in b["ranking"]} for name, b in beside.items()}
+    for r in ranking:
+        r["beside"] = {
+            name: {
+                k: by_target[name][r["target"]][k]
+                for k in ("rank", "benefit", "benefit_se", "window_h")
+            }
+            for name in beside
+        }
     summary = {
         "config": str(cfg["path"]),
         "model": cfg["model"].get("builtin") or cfg["model"].get("sbml"),
@@ -311,19 +418,22 @@ def run_config(cfg, progress: bool = True, log=print) -> Run:
         "n_cells": run["n_cells"],
         "seed": run["seed"],
         "pre_days": run["pre_days"],
-        "outcome": {"name": outcome.name, "time_h": outcome.time_h, "better": outcome.better},
+        "outcome": {
+            "name": outcome.name,
+            "time_h": outcome.time_h,
+            "start_h": outcome.start_h,
+            "better": outcome.better,
+        },
         "base_outcome": result.base,
         "rows": result.rows,
+        "pairs": result.pairs,
         "ranking": ranking,
+        "beside": beside,
     }
     sens = None
     if cfg["sensitivity"]:
         sc = cfg["sensitivity"]
-        soft = outcome
-        if outcome.name == "sox10_low_fraction":
-            soft = fitting.sox10_low_fraction(
-                network, outcome.time_h / fitting.DAY, outcome.per_cell.threshold, sc["softness"]
-            )
+        soft = make_outcome(network, cfg["outcome"], sc["softness"])
         log(
             f"sensitivity: {len(scan_cfg['targets'])} targets x {len(sc['bins_h']) - 1} bins, "
             f"CLE(dt={sc['dt']}), {sc['n_cells']} cells (forward-mode pathwise)"
@@ -367,14 +477,7 @@ def run_config(cfg, progress: bool = True, log=print) -> Run:
     opt = None
     if cfg["optimise"]:
         oc = cfg["optimise"]
-        soft = outcome
-        if outcome.name == "sox10_low_fraction":
-            soft = fitting.sox10_low_fraction(
-                network,
-                outcome.time_h / fitting.DAY,
-                outcome.per_cell.threshold,
-                cfg["sensitivity"].get("softness", 0.05),
-            )
+        soft = make_outcome(network, cfg["outcome"], cfg["sensitivity"].get("softness", 0.05))
         log(
             f"optimise: {oc['inputs']} over {len(oc['bins_h']) - 1} bins, budget "
             f"{oc['budget_h']} h, {oc['steps']} steps, {oc['n_cells']} cells"
@@ -393,6 +496,9 @@ def run_config(cfg, progress: bool = True, log=print) -> Run:
             params=_subset(params, oc["n_cells"]),
             steps=oc["steps"],
             validate_outcome=outcome,
+            validate_cells=oc["validate_cells"],
+            validate_solver=solver,
+            validate_params=_fresh(cfg, params, key_fresh, oc["validate_cells"]),
             pre_h=pre_h,
             progress=progress,
         )
@@ -407,6 +513,11 @@ def run_config(cfg, progress: bool = True, log=print) -> Run:
             "outcome": opt.outcome,
             "benefit_over_base": opt.benefit_over_base,
             "benefit_over_best_constant": opt.benefit_over_constant,
+            "validate_cells": oc["validate_cells"],
+            "validate_solver": repr(solver),
+            "significant_2se": bool(
+                abs(opt.benefit_over_constant[0]) > 2 * opt.benefit_over_constant[1]
+            ),
         }
     timings["total_s"] = time.perf_counter() - started
     summary["timings"] = timings
@@ -448,12 +559,28 @@ def write_outputs(out: Path, run: Run, args, head: str = "") -> dict[str, Path]:
         for r in result.rows:
             writer.writerow([r[c] for c in CSV_COLUMNS])
     files["interventions"] = out / "interventions.csv"
+    if result.pairs:
+        columns = (*CSV_COLUMNS, "over_best_single", "over_best_single_se")
+        with open(out / "pairs.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            for r in result.pairs:
+                writer.writerow([r[c] for c in columns])
+        files["pairs"] = out / "pairs.csv"
+    beside = list(summary.get("beside", {}))
     with open(out / "ranking.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["rank", "target", "level", "benefit", "benefit_se", "window_h"])
+        delay = ["cost_per_day", "cost_per_day_se", "window_interp_h", "window_interp_se_h"]
+        writer.writerow(
+            ["rank", "target", "level", "benefit", "benefit_se", "window_h", *delay]
+            + [f"{name}_{k}" for name in beside for k in ("rank", "benefit", "benefit_se")]
+        )
         for r in summary["ranking"]:
+            d = r["delay"]
             writer.writerow(
                 [r["rank"], r["target"], r["level"], r["benefit"], r["benefit_se"], r["window_h"]]
+                + [d["cost_per_day"], d["cost_per_day_se"], d["window_h"], d["window_se_h"]]
+                + [r["beside"][n][k] for n in beside for k in ("rank", "benefit", "benefit_se")]
             )
     files["ranking"] = out / "ranking.csv"
     files["heatmap"] = plot_heatmap(result, out / "heatmap.png")
@@ -480,13 +607,19 @@ def fmt_hours(h):
 def report(summary) -> str:
     """The Markdown report of a run: what was run, the ranking, the windows, the figures."""
     o = summary["outcome"]
+    beside = summary.get("beside", {})
     lines = [
         "# Early intervention points",
         "",
-        f"Model `{summary['model']}`; outcome **{o['name']}** at day {o['time_h'] / 24:g} "
-        f"({o['better']} is better); benefit = outcome(base protocol) - outcome(with the "
-        "intervention), sign flipped where higher is better, paired over the same cells "
-        "(common random numbers), ± one standard error.",
+        f"Model `{summary['model']}`; outcome **{o['name']}** {_when(o)} "
+        f"({o['better']} is better{_units(o['name'])}); benefit = outcome(base protocol) - "
+        "outcome(with the intervention), sign flipped where higher is better, paired over the "
+        "same cells (common random numbers), ± one standard error."
+        + (
+            " Beside it: " + ", ".join(f"{n} {_when(b)}" for n, b in beside.items()) + "."
+            if beside
+            else ""
+        ),
         "",
         f"Scan: solver `{summary['solver']}`, {summary['n_cells']} cells per scenario, seed "
         f"{summary['seed']}, pre-equilibration {summary['pre_days']:g} days; base outcome "
@@ -494,13 +627,18 @@ def report(summary) -> str:
         "",
         "## Ranking (earliest start)",
         "",
-        "| rank | target | level | benefit | SE | window (latest start keeping ≥ 80 %) |",
-        "|---|---|---|---|---|---|",
+        "| rank | target | level | benefit | SE | window (latest start keeping ≥ 80 %) |"
+        + "".join(f" {n}: rank, benefit ± SE |" for n in beside),
+        "|---|---|---|---|---|---|" + "---|" * len(beside),
     ]
     for r in summary["ranking"]:
         lines.append(
             f"| {r['rank']} | {r['target']} | {r['level']:g} | {r['benefit']:.4g} | "
             f"{r['benefit_se']:.2g} | {fmt_hours(r['window_h'])} |"
+            + "".join(
+                f" {b['rank']}, {b['benefit']:.4g} ± {b['benefit_se']:.2g} |"
+                for b in r["beside"].values()
+            )
         )
     ranking = summary["ranking"]
     if ranking:
@@ -524,6 +662,36 @@ def report(summary) -> str:
         cells = [f"{r['benefit_by_start'].get(s, float('nan')):.3g}" for s in starts]
         lines.append(f"| {r['target']} | " + " | ".join(cells) + " |")
     lines += ["", "![heatmap](heatmap.png)", "", "![benefit vs start](benefit_vs_start.png)", ""]
+    lines += ["## How early: windows and the cost of delay", ""]
+    lines += [delay_text(r, o["name"]) for r in summary["ranking"]]
+    for name, other in beside.items():
+        if other.get("start_h") is None and name == "sox10_low_fraction":
+            lines += ["", f"The same on the snapshot ({name} {_when(other)}):", ""]
+            lines += [delay_text(r, name) for r in other["ranking"]]
+    if o.get("start_h") is not None and "sox10_low_fraction" in beside:
+        lines += [
+            "",
+            "The snapshot and the integral can disagree: the SOX10-low state is reversible, so "
+            "an intervention started late still pulls the day-29 fraction down (cells return "
+            "within days once stress falls), while the persister cell-days already spent before "
+            "the start, from which resistance can arise, are not undone. The integral charges "
+            "every day of delay; the snapshot only where the population stands on one day.",
+        ]
+    if summary.get("pairs"):
+        lines += [
+            "",
+            "## Pairs on top of the base protocol (earliest start)",
+            "",
+            "| pair | levels | outcome | benefit ± SE | over the better single ± SE |",
+            "|---|---|---|---|---|",
+        ]
+        for r in summary["pairs"]:
+            lines.append(
+                f"| {r['target']} | {r['level']} | {r['outcome']:.4g} | {r['benefit']:.4g} ± "
+                f"{r['benefit_se']:.2g} | {r['over_best_single']:.4g} ± "
+                f"{r['over_best_single_se']:.2g} |"
+            )
+    lines.append("")
     if "sensitivity" in summary:
         s = summary["sensitivity"]
         lines += [
@@ -555,7 +723,9 @@ def report(summary) -> str:
             f"Levels: {np.round(p['levels'], 3).tolist()}; best constant: "
             f"{np.round(p['best_constant_levels'], 3).tolist()}. Validated on fresh cells: "
             + ", ".join(f"{k} {v[0]:.4g} ± {v[1]:.2g}" for k, v in p["outcome"].items())
-            + f"; benefit over the best constant schedule {b:.4g} ± {bse:.2g}.",
+            + f"; benefit over the best constant schedule {b:.4g} ± {bse:.2g} on "
+            f"{p['validate_cells']} fresh cells ({p['validate_solver']}): "
+            + ("significant at 2 SE." if p["significant_2se"] else "NOT significant at 2 SE."),
             "",
             "![optimised schedule](optimised_schedule.png)",
             "",
@@ -569,6 +739,50 @@ def report(summary) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _when(o: dict) -> str:
+    if o.get("start_h") is None:
+        return f"at day {o['time_h'] / 24:g}"
+    return f"integrated over days {o['start_h'] / 24:g}-{o['time_h'] / 24:g}"
+
+
+UNITS = {
+    "persister_burden": "viable SOX10-low cell-days per starting cell",
+    "resistance_risk": "expected resistant lineages per starting cell",
+    "viable_cells": "viable cells per starting cell",
+    "sox10_low_fraction": "fraction of cells",
+}
+
+
+def _units(name: str) -> str:
+    return f"; {UNITS[name]}" if name in UNITS else ""
+
+
+def delay_text(r: dict, name: str) -> str:
+    """One sentence per target: the window (latest start keeping 80 % of the day-0 benefit) and
+    the cost of each day of delay, with SEs."""
+    d = r["delay"]
+    b0 = r["benefit"]
+    if not b0 > 0:
+        return f"**{r['target']}** ({name}): no benefit at the earliest start ({b0:.3g})."
+    starts = sorted(r["benefit_by_start"])
+    if d["window_reached"]:
+        window = (
+            f"a start up to {d['window_h'] / 24:.2f} ± {d['window_se_h'] / 24:.2f} days keeps "
+            "80 % of the day-0 benefit (interpolated between scanned starts)"
+        )
+    else:
+        window = (
+            f"every scanned start up to day {starts[-1] / 24:g} keeps 80 % of the day-0 benefit"
+        )
+    share = 100 * d["cost_per_day"] / b0
+    return (
+        f"**{r['target']}** ({name}): day-0 benefit {b0:.4g} ± {r['benefit_se']:.2g}; {window}; "
+        f"each day of delay costs {d['cost_per_day']:.3g} ± {d['cost_per_day_se']:.2g} "
+        f"({share:.1f} % of the day-0 benefit; least-squares slope over starts "
+        f"{starts[0] / 24:g}-{starts[-1] / 24:g} days, paired over cells)."
+    )
 
 
 def _around_text(around: dict) -> str:

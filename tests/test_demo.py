@@ -28,7 +28,16 @@ def test_quick_demo(tmp_path):
     assert "# grn demo --quick (seed 0)" in report and "## Ranking" in report
     results = json.loads((out / "results.json").read_text())
     assert len(results["ranking"]) == 4 and results["fit"]["status"] == "fitted"
-    assert results["ranking"][-1]["target"] == "BH3i" and results["ranking"][-1]["benefit"] == 0
+    assert results["outcome"]["name"] == "persister_burden"
+    snapshot = results["beside"]["sox10_low_fraction"]["ranking"]
+    assert snapshot[-1]["target"] == "BH3i" and snapshot[-1]["benefit"] == 0
     assert results["sensitivity"]["n_excluded"] == 0  # every path derivative finite at dt 0.005
-    for name in ("interventions.csv", "heatmap.png", "sensitivity.png", "trajectories.png"):
+    assert len(results["pairs"]) == 6 and "each day of delay costs" in report
+    for name in (
+        "interventions.csv",
+        "pairs.csv",
+        "heatmap.png",
+        "sensitivity.png",
+        "trajectories.png",
+    ):
         assert (out / name).exists()

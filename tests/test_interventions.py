@@ -370,6 +370,11 @@ def test_melanoma_day0_ranking():
         96,
         key,
         params=melanoma_cell_params(key_p, 96),
+        extra_outcomes=[
+            fitting.viable_cells(3),
+            fitting.viable_cells(29),
+            fitting.persister_burden(net, 0, 29),
+        ],
     )
     ranked = fitting.rank(result)
     benefit = {r["target"]: r["benefit"] for r in ranked}
@@ -381,3 +386,46 @@ def test_melanoma_day0_ranking():
     assert abs(d.mean()) <= 2 * max(d.std(ddof=1) / math.sqrt(d.size), 1 / d.size)
     assert ranked[0]["target"] in ("NFKBi", "NAC") and ranked[-1]["target"] == "BH3i"
     assert math.isfinite(result.base[0]) and result.base[0] > 0.8
+    # docs/interventions.md, population dynamics: on BRAFi alone the primed SOX10-high cells die
+    # (viable cells per starting cell fall below 1 by day 3) and the tolerant ones persist and
+    # regrow (day 29 above day 3); every day-0 intervention lowers viable cells at days 3 and 29
+    # and the persister burden, each by more than two standard errors (paired over cells)
+    v3, se3 = result.run.outcome(1)
+    assert 1.0 - v3[0] > 2 * se3[0]
+    d = result.run.values[0, 2] - result.run.values[0, 1]
+    assert d.mean() > 2 * d.std(ddof=1) / math.sqrt(d.size)
+    for o in (1, 2, 3):
+        benefit, se = result.run.benefit(o)
+        assert np.all(benefit[1:] > 2 * se[1:]), (result.run.outcomes[o].name, benefit, se)
+
+
+def test_pairs_integrated_outcome_and_delay_cost(cascade):
+    """A scan with a pair and an integrated outcome (int_0^24 X dt, trapezoid on TS) against the
+    exact means; the cost per day of delay against the exact slope of benefit on start."""
+    integral = fitting.Outcome("int_X", lambda x, lw: x["X"], T_END, start_h=0.0)
+    result = fitting.scan(
+        cascade, BASE, ["A", "B"], STARTS, [100.0], LEVELS, integral, grn.SSA(), 400,
+        jax.random.key(5), ts=TS, pairs=[("A", "B")],
+    )  # fmt: skip
+
+    def exact(ivs):
+        x = [exact_mean_x(ivs, t) for t in TS]
+        return float(np.sum(0.5 * (np.add(x[1:], x[:-1])) * np.diff(TS)))
+
+    z = []
+    for row in result.rows + result.pairs:
+        ivs = [Intervention(t, LEVELS[t], row["start_h"], 100.0) for t in row["target"].split("+")]
+        z.append((row["benefit"] - (exact([]) - exact(ivs))) / row["benefit_se"])
+    assert np.max(np.abs(z)) < Z_MAX, z
+    (pair,) = result.pairs
+    assert pair["target"] == "A+B" and pair["level"] == "1+0.6"
+    assert pair["over_best_single"] > 4 * pair["over_best_single_se"]
+    for r in fitting.rank(result):
+        b = [exact([]) - exact([Intervention(r["target"], LEVELS[r["target"]], s, 100.0)])
+             for s in STARTS]  # fmt: skip
+        s = np.asarray(STARTS) / 24
+        slope = np.polyfit(s, b, 1)[0]
+        delay = r["delay"]
+        assert abs(delay["cost_per_day"] + slope) < Z_MAX * delay["cost_per_day_se"]
+        assert delay["cost_per_day"] > 4 * delay["cost_per_day_se"]
+        assert math.isfinite(delay["window_se_h"]) and 0 <= delay["window_h"] <= STARTS[-1]

@@ -19,8 +19,10 @@ targets = ["NAC", "EPIi"]
 levels = { NAC = 1.0, EPIi = 0.8 }
 start_h = [0, 48]
 duration_h = [240]
+pairs = [["NAC", "EPIi"]]
 [outcome]
-kind = "sox10_low_fraction"
+kind = "persister_burden"
+start_day = 0
 day = 5
 [sensitivity]
 bins_h = [0, 48, 120]
@@ -48,7 +50,23 @@ chunk = 3
         ("EPIi = 0.8 }", "EPIi = 1.8 }", r"scan\.levels\.EPIi: levels must be in \[0, 1\]"),
         ("duration_h = [240]", "duration_h = [-5]", r"scan\.duration_h: must be positive"),
         ('["NAC", "EPIi"]', '["NAC", "NFKBx"]', r"no level for target 'NFKBx'"),
-        ('kind = "sox10_low_fraction"', 'kind = "tumour"', r"outcome\.kind: unknown outcome"),
+        ('kind = "persister_burden"', 'kind = "tumour"', r"outcome\.kind: unknown outcome"),
+        (
+            "start_day = 0",
+            "start_day = -1",
+            r"outcome\.start_day: the window \[-1, 5\] days lies outside the protocol",
+        ),
+        ("start_day = 0", "start_day = 6", r"outcome\.start_day: must be before outcome\.day"),
+        (
+            'kind = "persister_burden"\nstart_day = 0',
+            'kind = "priming"\nstart_day = 0',
+            r"outcome\.start_day: applies to the integrated",
+        ),
+        (
+            'pairs = [["NAC", "EPIi"]]',
+            'pairs = [["NAC", "BH3i"]]',
+            r"scan\.pairs: 'BH3i' is not one of scan\.targets",
+        ),
         ('solver = "cle"', 'solver = "rk4"', r"run\.solver: unknown solver 'rk4'"),
         ("BRAFi = [[0.0, 0.95]]", "BRAFx = [[0.0, 0.95]]", r"protocol\.BRAFx: not an input"),
         ("[model]", "[model\n", "not valid TOML"),
@@ -71,8 +89,9 @@ def test_unknown_target_of_model(tmp_path, capsys):
 
 
 def test_small_run_writes_everything(tmp_path):
-    """16 cells x 5 scenarios x 5 days of the melanoma model (CLE dt 0.1), sensitivities on 4 cells
-    (dt 0.02), one optimisation step."""
+    """16 cells x 6 scenarios x 5 days of the melanoma model (CLE dt 0.1), persister burden over
+    days 0-5 with the snapshot beside it, one pair, sensitivities on 4 cells (dt 0.02), one
+    optimisation step."""
     config = tmp_path / "c.toml"
     config.write_text(GOOD)
     out = tmp_path / "out"
@@ -106,8 +125,24 @@ def test_small_run_writes_everything(tmp_path):
     assert len(scanned) == 4 and {r["target"] for r in scanned} == {"NAC", "EPIi"}
     for r in scanned:
         assert float(r["benefit"]) == pytest.approx(base - float(r["outcome"]), abs=1e-9)
+    with open(out / "pairs.csv") as fh:
+        (pair,) = list(csv.DictReader(fh))
+    assert pair["target"] == "NAC+EPIi" and pair["level"] == "1+0.8"
+    assert float(pair["benefit"]) == pytest.approx(base - float(pair["outcome"]), abs=1e-9)
     results = json.loads((out / "results.json").read_text())
     assert [r["rank"] for r in results["ranking"]] == [1, 2]
+    assert results["outcome"]["name"] == "persister_burden"
+    assert set(results["beside"]) == {"sox10_low_fraction", "viable_cells", "resistance_risk"}
+    for r in results["ranking"]:
+        assert set(r["beside"]["sox10_low_fraction"]) == {
+            "rank",
+            "benefit",
+            "benefit_se",
+            "window_h",
+        }
+        assert {"cost_per_day", "cost_per_day_se", "window_h", "window_se_h"} <= set(r["delay"])
     assert len(results["sensitivity"]["grad"]) == 2
     report = (out / "report.md").read_text()
     assert "CLE(dt=0.1" in report and "16 cells" in report and "seed 0" in report
+    assert "each day of delay costs" in report and "## Pairs" in report
+    assert "significant at 2 SE" in report
