@@ -1,4 +1,5 @@
-"""The ``grn`` command line: ``grn simulate``, ``dsmts``, ``fit``, ``interventions``, ``demo``.
+"""The ``grn`` command line: ``grn simulate``, ``dsmts``, ``sbml-suite``, ``fit``,
+``interventions``, ``demo``.
 
 Every sub-command writes machine-readable results and plots into an output folder. Bad options
 exit with status 2 and a one-line ``grn: error: ...`` message naming the culprit, no traceback.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from grn import __version__
 
-from . import demo, dsmts, fit, interventions, simulate
+from . import demo, dsmts, fit, interventions, sbml_suite, simulate
 from .options import UsageError
 
 
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"grn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (simulate, dsmts, fit, interventions, demo):
+    for command in (simulate, dsmts, sbml_suite, fit, interventions, demo):
         command.add_parser(commands)
     return parser
 

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -249,3 +250,15 @@ def test_solver_names_resolve():
 
 def test_import_grn_does_not_import_matplotlib(bare_import):
     assert bare_import.wait(timeout=120) == 0, bare_import.stderr.read()
+
+
+def test_sbml_suite_command_writes_its_tables(tmp_path):
+    pytest.importorskip("libsbml")
+    suite = Path(__file__).parent / "data" / "sbml-semantic"
+    out = tmp_path / "suite"
+    assert main(["sbml-suite", "--cases", "1205", "--suite", str(suite), "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "sbml_semantic.csv").read_text().splitlines()))
+    assert [(r["case"], r["status"]) for r in rows] == [("01205", "pass")]
+    assert "passed **1**" in (out / "sbml_semantic.md").read_text()
+    assert json.loads((out / "run.json").read_text())["pass"] == 1
+    assert not jax.config.jax_enable_x64  # float64 only inside the command
