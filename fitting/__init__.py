@@ -38,6 +38,12 @@ from ._parameters import (
     ParameterSpace as ParameterSpace,
     lognormal_factors as lognormal_factors,
 )
+from ._petab import (
+    PetabError as PetabError,
+    PetabProblem as PetabProblem,
+    load_petab as load_petab,
+    log_likelihood as log_likelihood,
+)
 from ._problem import Problem as Problem
 from ._uncertainty import (
     Profile as Profile,
