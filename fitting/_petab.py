@@ -443,14 +443,13 @@ class PetabProblem(Problem):
         ok = ok & (sol.result == grn.RESULTS.successful)
         return sol, params, ok, steady
 
-    def log_likelihood_terms(self, values):
-        """``(llh, ok, steady)``: PEtab's log-likelihood at natural ``values`` (every
-        parameter-table id), whether all simulations succeeded, and each pre-equilibration's
-        convergence."""
+    def _predictions(self, values):
+        """Per observable: (simulated, noise, measured) on the rows of the measurement table,
+        with whether all simulations succeeded and each pre-equilibration's convergence."""
         sol, params, ok, steady = self.simulate(values)
         vec = self._vector(values)
         model, m = self.model, self.measurements
-        total = jnp.zeros((), self.ts.dtype)
+        groups = []
         for (obs_id, formula, noise, transform, dist, n_obs, n_noise), rows in zip(
             self.petab_observables, self.row_groups
         ):
@@ -491,8 +490,51 @@ class PetabProblem(Problem):
             shape = rows.shape
             y = jnp.broadcast_to(_evaluate(_parse(formula)[0], lookup), shape)
             sigma = jnp.broadcast_to(_evaluate(_parse(noise)[0], lookup), shape)
-            total = total + jnp.sum(_log_density(m["value"][rows], y, sigma, transform, dist))
-        return total, jnp.all(ok), steady
+            groups.append((y, sigma, m["value"][rows]))
+        return groups, jnp.all(ok), steady
+
+    def log_likelihood_terms(self, values):
+        """``(llh, ok, steady)``: PEtab's log-likelihood at natural ``values`` (every
+        parameter-table id), whether all simulations succeeded, and each pre-equilibration's
+        convergence."""
+        groups, ok, steady = self._predictions(values)
+        total = jnp.zeros((), self.ts.dtype)
+        for (y, sigma, data), obs in zip(groups, self.petab_observables):
+            total = total + jnp.sum(_log_density(data, y, sigma, obs[3], obs[4]))
+        return total, ok, steady
+
+    def residuals(self, phi):
+        """``(residuals, loss)`` at optimiser coordinates ``phi``, with
+        ``loss = 0.5 sum residuals^2 + const`` (Gaussian noise and normal priors only):
+        ``(t(y) - t(m)) / sigma`` per measurement (``t`` its transformation),
+        ``sqrt(2 log sigma + 60)`` per measurement for the noise normalisation (sigma > 1e-13),
+        ``(v - a) / b`` per normal prior."""
+        values = {**self.nominal, **self.space.to_values(phi)}
+        for obs in self.petab_observables:
+            if obs[4] != "normal":
+                raise ValueError(
+                    f"observable {obs[0]!r} has {obs[4]} noise: least squares need normal noise; "
+                    f"use a minimiser (optx.BFGS) instead"
+                )
+        groups, ok, steady = self._predictions(values)
+        parts = []
+        for (y, sigma, data), obs in zip(groups, self.petab_observables):
+            t = {"lin": lambda v: v, "log": jnp.log, "log10": jnp.log10}[obs[3]]
+            parts += [(t(y) - t(data)) / sigma, jnp.sqrt(2.0 * jnp.log(sigma) + 60.0)]
+        for name, kind, scale, a, b, lower, upper in self.priors:
+            if kind in ("uniform", "parameterScaleUniform"):
+                continue
+            if kind not in ("normal", "parameterScaleNormal"):
+                raise ValueError(f"parameter {name!r}: a {kind} prior is not a least-squares term")
+            v = jnp.asarray(values[name], self.ts.dtype)
+            if kind == "parameterScaleNormal":
+                v = {"linear": lambda z: z, "log": jnp.log, "log10": jnp.log10}[scale](v)
+            parts.append(jnp.atleast_1d((v - a) / b))
+        llh = sum(
+            jnp.sum(_log_density(data, y, sigma, obs[3], obs[4]))
+            for (y, sigma, data), obs in zip(groups, self.petab_observables)
+        )
+        return jnp.concatenate(parts), self._objective(llh, values, ok, steady)
 
     def log_prior(self, values):
         """The objective priors' log-density (0 without priors)."""
@@ -519,6 +561,9 @@ class PetabProblem(Problem):
         where a simulation fails or a pre-equilibration does not converge."""
         values = {**self.nominal, **values}
         llh, ok, steady = self.log_likelihood_terms(values)
+        return self._objective(llh, values, ok, steady)
+
+    def _objective(self, llh, values, ok, steady):
         total = -(llh + self.log_prior(values))
         return jnp.where(ok & jnp.all(steady) & jnp.isfinite(total), total, jnp.inf)
 
