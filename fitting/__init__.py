@@ -41,6 +41,7 @@ from ._parameters import (
 from ._petab import (
     PetabError as PetabError,
     PetabProblem as PetabProblem,
+    default_petab_solver as default_petab_solver,
     load_petab as load_petab,
     log_likelihood as log_likelihood,
 )

@@ -211,7 +211,7 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
         st = eqx.combine(dynamic, static)
         new_z, new_st, loss = opt.solver.step(fn, z, None, opt.options, st, tags)
         stop, _ = opt.solver.terminate(fn, new_z, None, opt.options, new_st, tags)
-        return new_z, eqx.filter(new_st, eqx.is_array), loss, stop
+        return new_z, _strong(eqx.filter(new_st, eqx.is_array)), loss, stop
 
     new_z, new_opt, loss, stop = eqx.filter_vmap(one)(state.phi, state.opt_state)
     keep = ~state.done
@@ -235,14 +235,26 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
     return new_state, loss
 
 
+def _strong(tree):
+    """Arrays without weak types, so that a state restored from a checkpoint (whose arrays
+    are strongly typed) hits the same compiled step."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), tree)
+
+
 def _optx_init(problem: Problem, opt: _Optimistix, z0):
+    """The solver state of every start, split into arrays and the (shared) static rest."""
+    dynamic, static = eqx.partition(_optx_init_jit(problem, opt, z0), eqx.is_array)
+    return _strong(dynamic), static
+
+
+@eqx.filter_jit
+def _optx_init_jit(problem: Problem, opt: _Optimistix, z0):
     fn = opt.fn(problem)
     one = jax.tree.map(lambda v: v[0], z0)
     f_struct, aux_struct = eqx.filter_eval_shape(fn, one, None)
-    init = eqx.filter_vmap(
+    return eqx.filter_vmap(
         lambda z: opt.solver.init(fn, z, None, opt.options, f_struct, aux_struct, frozenset())
-    )
-    return eqx.partition(eqx.filter_jit(init)(z0), eqx.is_array)
+    )(z0)
 
 
 @dataclasses.dataclass
