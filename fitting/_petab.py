@@ -196,6 +196,8 @@ class _Model:
             self.concentration[sid] = not s.getHasOnlySubstanceUnits()
             if s.isSetInitialConcentration():
                 value = s.getInitialConcentration()
+                if not self.concentration[sid]:  # the symbol is an amount
+                    value = value * self.sizes[self.compartment[sid]]
             elif s.isSetInitialAmount():
                 value = s.getInitialAmount()
                 if self.concentration[sid]:
@@ -365,7 +367,8 @@ class PetabProblem(Problem):
         for name in self.model_params:
             if name in model.initial and name in model.parameters:
                 tree, _ = _parse(model.initial[name])
-                out[name] = jnp.asarray(_evaluate(tree, lambda n: params[n]), params[name].dtype)
+                value = _evaluate(tree, lambda n: params[n] if n in params else model.sizes[n])
+                out[name] = jnp.asarray(value, params[name].dtype)
         return out
 
     def _x0(self, vec, params, x_index, x_const, x_set):

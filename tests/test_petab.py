@@ -234,3 +234,152 @@ def test_unused_columns_warn(elowitz):
     table.write_text("\n".join(lines) + "\n")
     with pytest.warns(UserWarning, match="column 'replicateId' is not used by grn; ignored"):
         fitting.load_petab(yaml)
+
+
+# -- a small problem with an exact solution: pre-equilibration, overrides, every noise model ----
+SBML = """<?xml version="1.0" encoding="UTF-8"?>
+<sbml xmlns="http://www.sbml.org/sbml/level3/version1/core" level="3" version="1">
+  <model id="isomerisation">
+    <listOfCompartments>
+      <compartment id="cell" size="2" constant="true" spatialDimensions="3"/>
+    </listOfCompartments>
+    <listOfSpecies>
+      <species id="A" compartment="cell" initialConcentration="10" hasOnlySubstanceUnits="false"
+               boundaryCondition="false" constant="false"/>
+      <species id="B" compartment="cell" initialConcentration="0" hasOnlySubstanceUnits="false"
+               boundaryCondition="false" constant="false"/>
+    </listOfSpecies>
+    <listOfParameters>
+      <parameter id="k1" value="1" constant="true"/>
+      <parameter id="k2" value="0.5" constant="true"/>
+      <parameter id="a0" value="10" constant="true"/>
+    </listOfParameters>
+    <listOfInitialAssignments>
+      <initialAssignment symbol="A">
+        <math xmlns="http://www.w3.org/1998/Math/MathML"><ci> a0 </ci></math>
+      </initialAssignment>
+    </listOfInitialAssignments>
+    <listOfReactions>
+      <reaction id="forward" reversible="false" fast="false">
+        <listOfReactants><speciesReference species="A" stoichiometry="1" constant="true"/>
+        </listOfReactants>
+        <listOfProducts><speciesReference species="B" stoichiometry="1" constant="true"/>
+        </listOfProducts>
+        <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML">
+          <apply><times/><ci> cell </ci><ci> k1 </ci><ci> A </ci></apply></math></kineticLaw>
+      </reaction>
+      <reaction id="back" reversible="false" fast="false">
+        <listOfReactants><speciesReference species="B" stoichiometry="1" constant="true"/>
+        </listOfReactants>
+        <listOfProducts><speciesReference species="A" stoichiometry="1" constant="true"/>
+        </listOfProducts>
+        <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML">
+          <apply><times/><ci> cell </ci><ci> k2 </ci><ci> B </ci></apply></math></kineticLaw>
+      </reaction>
+    </listOfReactions>
+  </model>
+</sbml>
+"""
+TABLES = {
+    "conditions.tsv": "conditionId\tk1\tB\npre\t1\tNaN\nsim\t3\tNaN\nfresh\tk1_fresh\t1\n",
+    "observables.tsv": (
+        "observableId\tobservableFormula\tnoiseFormula\tobservableTransformation"
+        "\tnoiseDistribution\n"
+        "obsA\tobservableParameter1_obsA * A\tnoiseParameter1_obsA\tlog10\tlaplace\n"
+        "obsB\tB + observableParameter1_obsB\t0.1 * noiseParameter1_obsB\tlin\tnormal\n"
+        "ratio\tA / (A + B)\tsd_ratio\tlog\tnormal\n"
+    ),
+    "measurements.tsv": (
+        "observableId\tpreequilibrationConditionId\tsimulationConditionId\ttime\tmeasurement"
+        "\tobservableParameters\tnoiseParameters\n"
+        "obsA\tpre\tsim\t0\t7.0\tscale\t0.2\n"
+        "obsA\tpre\tsim\t0.3\t5.0\t2\tsd_A\n"
+        "obsB\tpre\tsim\t0.3\t5.5\toffset\t3\n"
+        "ratio\t\tfresh\t0.5\t0.4\t\t\n"
+        "obsB\t\tfresh\t1.0\t2.0\t0.5\tsd_A\n"
+    ),
+    "parameters.tsv": (
+        "parameterId\tparameterScale\tlowerBound\tupperBound\tnominalValue\testimate"
+        "\tobjectivePriorType\tobjectivePriorParameters\n"
+        "k2\tlog10\t0.01\t100\t2\t1\tnormal\t1;2\n"
+        "a0\tlin\t0\t100\t10\t0\t\t\n"
+        "k1_fresh\tlog\t0.01\t100\t0.7\t1\t\t\n"
+        "scale\tlog10\t0.01\t100\t1.5\t1\tlaplace\t1;0.5\n"
+        "offset\tlin\t-10\t10\t0.25\t1\t\t\n"
+        "sd_A\tlog10\t0.01\t10\t0.3\t1\t\t\n"
+        "sd_ratio\tlog10\t0.01\t10\t0.05\t0\t\t\n"
+    ),
+    "problem.yaml": (
+        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n"
+        "- condition_files: [conditions.tsv]\n  measurement_files: [measurements.tsv]\n"
+        "  observable_files: [observables.tsv]\n  sbml_files: [model.xml]\n"
+    ),
+}
+
+
+def _isomerisation_llh(k2, k1_fresh, scale, offset, sd_a):
+    """By hand: A <-> B (rates k1, k2) relaxes to A* = total k2 / (k1 + k2) at rate k1 + k2."""
+
+    def relax(a0, total, k1, t):
+        star = total * k2 / (k1 + k2)
+        return star + (a0 - star) * np.exp(-(k1 + k2) * t)
+
+    a_pre = relax(10.0, 10.0, 1.0, np.inf)  # steady state of "pre" (k1 = 1), B = 10 - A
+    a = {t: relax(a_pre, 10.0, 3.0, t) for t in (0.0, 0.3)}  # "sim": k1 = 3, from the steady state
+    fresh = {t: relax(10.0, 11.0, k1_fresh, t) for t in (0.5, 1.0)}  # A0 = a0 = 10, B0 = 1
+
+    def laplace_log10(m, y, s):
+        return -math.log(2 * s * m * math.log(10)) - abs(math.log10(y) - math.log10(m)) / s
+
+    def normal(m, y, s, jac=0.0):
+        return -0.5 * math.log(2 * math.pi * s**2) - 0.5 * ((y - m) / s) ** 2 - jac
+
+    return (
+        laplace_log10(7.0, scale * a[0.0], 0.2)
+        + laplace_log10(5.0, 2 * a[0.3], sd_a)
+        + normal(5.5, 10.0 - a[0.3] + offset, 0.1 * 3)
+        + normal(math.log(0.4), math.log(fresh[0.5] / 11.0), 0.05, jac=math.log(0.4))
+        + normal(2.0, 11.0 - fresh[1.0] + 0.5, 0.1 * sd_a)
+    )
+
+
+@pytest.fixture(scope="module")
+def isomerisation(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("isomerisation")
+    (folder / "model.xml").write_text(SBML)
+    for name, text in TABLES.items():
+        (folder / name).write_text(text)
+    import diffrax
+
+    solver = grn.ODE(method=diffrax.Kvaerno5(), rtol=1e-10, atol=1e-12)
+    with jax.enable_x64(True):
+        yield fitting.load_petab(folder / "problem.yaml", solver=solver)
+
+
+def test_exact_problem_llh_and_prior(isomerisation):
+    """Pre-equilibration, species and parameter overrides by number and by id, per-row
+    observable/noise parameters, Laplace/log10, normal/log and normal/lin noise, concentrations in
+    a compartment of size 2 and an initial assignment, against the closed form."""
+    values = {"k2": 0.8, "k1_fresh": 1.3, "scale": 1.7, "offset": -0.4, "sd_A": 0.25}
+    with jax.enable_x64(True):
+        at_nominal = fitting.log_likelihood(isomerisation)
+        moved = fitting.log_likelihood(isomerisation, values)
+        prior = float(isomerisation.log_prior({**isomerisation.nominal, **values}))
+    expected = _isomerisation_llh(2.0, 0.7, 1.5, 0.25, 0.3)
+    # the solver's 1e-10 tolerance moves the llh by < 1e-6, or 1e-9 of it (large residuals)
+    assert at_nominal == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    expected = _isomerisation_llh(0.8, 1.3, 1.7, -0.4, 0.25)
+    assert moved == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    normal = -0.5 * math.log(2 * math.pi * 4) - 0.5 * ((0.8 - 1) / 2) ** 2
+    laplace = -math.log(2 * 0.5) - abs(1.7 - 1) / 0.5
+    assert prior == pytest.approx(normal + laplace, rel=1e-12)
+
+
+def test_unconverged_preequilibration_raises(tmp_path):
+    for name, text in TABLES.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "model.xml").write_text(SBML)
+    with jax.enable_x64(True):
+        problem = fitting.load_petab(tmp_path / "problem.yaml", steady_state_time=0.1)
+        with pytest.raises(ValueError, match=r"pre-equilibration of condition\(s\) \['pre'\]"):
+            fitting.log_likelihood(problem)
