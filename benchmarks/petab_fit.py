@@ -114,8 +114,14 @@ def main(argv=None) -> int:
         starts = {n: np.asarray(v) for n, v in space.to_values(phi).items() if n in space.free}
         ref = REFERENCE[name]
         entry = {"reference_llh": ref, "n_free": len(space.free), "methods": {}}
+        out["problems"][name] = entry
         for method in args.methods:
-            res = run(problem, method, starts, args.steps, args.chunk, args.budget)
+            try:
+                res = run(problem, method, starts, args.steps, args.chunk, args.budget)
+            except Exception as err:  # recorded, and the other methods still run
+                entry["methods"][method] = {"error": f"{type(err).__name__}: {err}"[:2000]}
+                print(f"  {method}: failed: {type(err).__name__}: {str(err)[:300]}", flush=True)
+                continue
             llh = -np.asarray(res["start_loss"])  # no priors in these problems
             res["converged_fraction"] = float(np.mean(llh >= ref - 0.5))
             res["best_llh"] = float(np.max(llh))
@@ -127,8 +133,7 @@ def main(argv=None) -> int:
                 f"compile {res['compile_s']:.0f} s",
                 flush=True,
             )
-        out["problems"][name] = entry
-        Path(args.out).write_text(json.dumps(out, indent=2))
+            Path(args.out).write_text(json.dumps(out, indent=2))
     Path(args.out).write_text(json.dumps(out, indent=2))
     return 0
 

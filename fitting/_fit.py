@@ -3,6 +3,7 @@ stopping and exact resume."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -213,9 +214,14 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
         stop, _ = opt.solver.terminate(fn, new_z, None, opt.options, new_st, tags)
         return new_z, _strong(eqx.filter(new_st, eqx.is_array)), loss, stop
 
-    new_z, new_opt, loss, stop = eqx.filter_vmap(one)(state.phi, state.opt_state)
-    keep = ~state.done
-    finite = jnp.isfinite(loss)
+    # Starts in sequence (lax.map), not vmapped: equinox's runtime checks (lineax's test for
+    # non-finite input in the implicit stage solves of an ODE method) reduce over a vmapped
+    # axis, so one start whose simulation fails would fail all; see `_errors_as_nan`.
+    new_z, new_opt, loss, stop = jax.lax.map(lambda a: one(*a), (state.phi, state.opt_state))
+    finite_z = jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(new_z)]), axis=0)
+    stop = stop | ~finite_z  # a start whose step came out non-finite stops where it was
+    keep = ~state.done & finite_z
+    finite = jnp.isfinite(loss) & finite_z
 
     def choose(new, old):
         mask = keep.reshape(keep.shape + (1,) * (new.ndim - 1))
@@ -239,6 +245,21 @@ def _strong(tree):
     """Arrays without weak types, so that a state restored from a checkpoint (whose arrays
     are strongly typed) hits the same compiled step."""
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), tree)
+
+
+@contextlib.contextmanager
+def _errors_as_nan():
+    """While tracing: equinox runtime errors (a failed linear solve inside an ODE method's
+    Newton iteration at extreme parameters) give NaN, so the start's step is rejected by the
+    optimiser instead of ending the fit of every start. (Sets equinox's trace-time default.)"""
+    from equinox import _errors
+
+    old = _errors.EQX_ON_ERROR
+    _errors.EQX_ON_ERROR = "nan"
+    try:
+        yield
+    finally:
+        _errors.EQX_ON_ERROR = old
 
 
 def _optx_init(problem: Problem, opt: _Optimistix, z0):
@@ -358,7 +379,9 @@ def fit(
       global-norm clipping; steps are projected back into the bounds), or an optimistix
       least-squares solver (``optx.LevenbergMarquardt``, ``optx.GaussNewton``, ...: on
       ``problem.residuals``, Gaussian noise) or minimiser (``optx.BFGS``, ...: on the loss),
-      stepped one iteration per step until its own termination test. Optimistix solvers work
+      stepped one iteration per step until its own termination test (starts run in sequence
+      within the compiled step, so one start's failed simulation cannot fail the others).
+      Optimistix solvers work
       in unbounded coordinates ``z = logit((phi - lo) / (hi - lo))`` (bounds by
       reparametrisation, on the `ParameterSpace` scale); least squares take the Jacobian by
       forward mode (the solver's diffrax adjoint becomes ``ForwardMode``), BFGS its gradient
@@ -444,7 +467,8 @@ def fit(
             if opt is None:
                 state, loss = _step(problem, optimizer, state, fixed, patience_, rtol_, gradient)
             else:
-                state, loss = _optx_step(problem, opt, state, static, patience_, rtol_)
+                with _errors_as_nan():
+                    state, loss = _optx_step(problem, opt, state, static, patience_, rtol_)
             loss = np.asarray(loss)
             history.append(loss)
             if bar is not None:
