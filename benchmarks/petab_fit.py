@@ -13,7 +13,8 @@ A start *converges* when its final llh is within 0.5 of the reference llh (tests
 README) or above it. Each fit runs in chunks of ``--chunk`` steps (checkpoint + resume) until the
 method stops all starts, ``--steps`` are done or ``--budget`` seconds have passed; the wall time
 per start is (wall time of the fit after compilation) / starts, since starts run vmapped.
-Compilation is timed apart (the first chunk of one step). Results go to
+Compilation is timed apart (the first chunk of one step). ``EQX_ON_ERROR=nan`` is set, so a
+start whose simulation fails at extreme parameters stops instead of ending the run. Results go to
 ``benchmarks/results/petab_fit.json`` with the machine info.
 
 Usage: ``python benchmarks/petab_fit.py [--problems Elowitz_Nature2000 ...] [--starts 20]``.
@@ -23,14 +24,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import jax
-import numpy as np
+# A start whose simulation fails inside an implicit stage solve stops with NaN (see fitting.fit).
+os.environ.setdefault("EQX_ON_ERROR", "nan")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

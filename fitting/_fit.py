@@ -3,7 +3,6 @@ stopping and exact resume."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
@@ -216,7 +215,7 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
 
     # Starts in sequence (lax.map), not vmapped: equinox's runtime checks (lineax's test for
     # non-finite input in the implicit stage solves of an ODE method) reduce over a vmapped
-    # axis, so one start whose simulation fails would fail all; see `_errors_as_nan`.
+    # axis, so under EQX_ON_ERROR=nan one start whose simulation fails would fail all.
     new_z, new_opt, loss, stop = jax.lax.map(lambda a: one(*a), (state.phi, state.opt_state))
     finite_z = jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(new_z)]), axis=0)
     stop = stop | ~finite_z  # a start whose step came out non-finite stops where it was
@@ -245,21 +244,6 @@ def _strong(tree):
     """Arrays without weak types, so that a state restored from a checkpoint (whose arrays
     are strongly typed) hits the same compiled step."""
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), tree)
-
-
-@contextlib.contextmanager
-def _errors_as_nan():
-    """While tracing: equinox runtime errors (a failed linear solve inside an ODE method's
-    Newton iteration at extreme parameters) give NaN, so the start's step is rejected by the
-    optimiser instead of ending the fit of every start. (Sets equinox's trace-time default.)"""
-    from equinox import _errors
-
-    old = _errors.EQX_ON_ERROR
-    _errors.EQX_ON_ERROR = "nan"
-    try:
-        yield
-    finally:
-        _errors.EQX_ON_ERROR = old
 
 
 def _optx_init(problem: Problem, opt: _Optimistix, z0):
@@ -380,7 +364,10 @@ def fit(
       least-squares solver (``optx.LevenbergMarquardt``, ``optx.GaussNewton``, ...: on
       ``problem.residuals``, Gaussian noise) or minimiser (``optx.BFGS``, ...: on the loss),
       stepped one iteration per step until its own termination test (starts run in sequence
-      within the compiled step, so one start's failed simulation cannot fail the others).
+      within the compiled step). Derivatives through an implicit ODE method (Kvaerno5) raise
+      where a start's simulation fails at extreme parameters (lineax's non-finite input
+      check); with the environment variable ``EQX_ON_ERROR=nan`` such a step gives NaN and
+      that start stops instead.
       Optimistix solvers work
       in unbounded coordinates ``z = logit((phi - lo) / (hi - lo))`` (bounds by
       reparametrisation, on the `ParameterSpace` scale); least squares take the Jacobian by
@@ -467,8 +454,7 @@ def fit(
             if opt is None:
                 state, loss = _step(problem, optimizer, state, fixed, patience_, rtol_, gradient)
             else:
-                with _errors_as_nan():
-                    state, loss = _optx_step(problem, opt, state, static, patience_, rtol_)
+                state, loss = _optx_step(problem, opt, state, static, patience_, rtol_)
             loss = np.asarray(loss)
             history.append(loss)
             if bar is not None:
