@@ -336,8 +336,8 @@ class PetabProblem(Problem):
     model_params: tuple[str, ...] = eqx.field(static=True)
     petab_observables: tuple[tuple, ...] = eqx.field(static=True)
     priors: tuple[tuple, ...] = eqx.field(static=True)
-    steady_state_time: float = eqx.field(static=True)
-    steady_state_tol: float = eqx.field(static=True)
+    steady_state_time: jax.Array
+    steady_state_tol: jax.Array
     conditions: dict  # per condition: parameter and species sources
     simulations: dict  # the condition pairs
     measurements: dict  # per row
@@ -432,7 +432,7 @@ class PetabProblem(Problem):
         if sims["pre"] is not None:
             pre = sims["pre"]
             t_end = self.steady_state_time
-            times = jnp.asarray([0.0, 0.5 * t_end, t_end], ts.dtype)
+            times = jnp.stack([jnp.zeros_like(t_end), 0.5 * t_end, t_end]).astype(ts.dtype)
             sol = jax.vmap(lambda p, x: run(p, x, times))(take(params, pre), take(x0, pre))
             mid, end = sol.ys[:, 0, 1], sol.ys[:, 0, 2]
             tol = self.steady_state_tol
@@ -977,8 +977,8 @@ def load_petab(
         model_params=model_params,
         petab_observables=tuple(observables[obs_ids[o]] for o in used),
         priors=tuple(priors),
-        steady_state_time=float(steady_state_time),
-        steady_state_tol=float(steady_state_tol),
+        steady_state_time=jnp.asarray(steady_state_time, dtype),
+        steady_state_tol=jnp.asarray(steady_state_tol, dtype),
         conditions={
             "param_index": jnp.asarray(param_index),
             "param_const": jnp.asarray(param_const, dtype),
@@ -1022,8 +1022,8 @@ def log_likelihood(problem: Problem, values=None) -> float:
         pre = [problem.condition_ids[int(problem.simulations["pre"][i])] for i in pairs]
         raise ValueError(
             f"pre-equilibration of condition(s) {sorted(set(pre))} did not reach a steady state "
-            f"by t = {problem.steady_state_time} (relative change over its second half above "
-            f"{problem.steady_state_tol})"
+            f"by t = {float(problem.steady_state_time)} (relative change over its second half "
+            f"above {float(problem.steady_state_tol)})"
         )
     if not bool(ok):
         raise ValueError("a simulation failed (solver error or non-finite state)")
