@@ -314,7 +314,6 @@ class Problem(eqx.Module):
             total = total + self.snapshot_weight * term
         return jnp.where(ok & jnp.isfinite(total), total, jnp.inf)
 
-
     def residuals(self, phi: Mapping):
         """``(residuals, loss)`` for least-squares optimisers: ``(value - prediction) / sigma``
         of the population rows (``loss = 0.5 sum residuals^2 + const``, the sigmas being
