@@ -1016,6 +1016,11 @@ def log_likelihood(problem: Problem, values=None) -> float:
             raise KeyError(f"values names {name!r}, not a parameter-table id")
         merged[name] = jnp.asarray(value, problem.ts.dtype)
     llh, ok, steady = _llh_jit(problem, merged)
+    if not bool(ok):
+        raise ValueError(
+            "a simulation failed (solver error or non-finite state; with pre-equilibration, a "
+            "shorter steady_state_time may avoid a failure late in the approach)"
+        )
     steady = np.asarray(steady)
     if not np.all(steady):
         pairs = np.flatnonzero(~steady)
@@ -1025,8 +1030,6 @@ def log_likelihood(problem: Problem, values=None) -> float:
             f"by t = {float(problem.steady_state_time)} (relative change over its second half "
             f"above {float(problem.steady_state_tol)})"
         )
-    if not bool(ok):
-        raise ValueError("a simulation failed (solver error or non-finite state)")
     return float(llh)
 
 
