@@ -39,6 +39,13 @@ from ._parameters import (
     ParameterSpace as ParameterSpace,
     lognormal_factors as lognormal_factors,
 )
+from ._petab import (
+    PetabError as PetabError,
+    PetabProblem as PetabProblem,
+    default_petab_solver as default_petab_solver,
+    load_petab as load_petab,
+    log_likelihood as log_likelihood,
+)
 from ._problem import Problem as Problem
 from ._scan import (
     ScanResult as ScanResult,

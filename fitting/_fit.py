@@ -1,4 +1,5 @@
-"""`fit`: multi-start gradient descent with optax, early stopping and exact resume."""
+"""`fit`: multi-start optimisation (optax, or optimistix least squares / quasi-Newton), early
+stopping and exact resume."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import optimistix as optx
 
 from ._problem import Problem
 
@@ -30,6 +32,103 @@ def default_optimizer(learning_rate: float = 0.05, max_norm: float = 10.0):
     Cached, so the same settings give the same object and a second fit does not recompile.
     """
     return optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(learning_rate))
+
+
+OPTIMISTIX = (optx.AbstractLeastSquaresSolver, optx.AbstractMinimiser)
+"""The optimistix solver kinds `fit` accepts beside optax transformations."""
+
+
+def _to_unbounded(space, phi):
+    """Unbounded coordinates ``z = logit((phi - lo) / (hi - lo))`` of ``phi`` inside the box."""
+    lo, hi = space.bounds_phi()
+    out = {}
+    for n in space.free:
+        u = (phi[n] - lo[n]) / (hi[n] - lo[n])
+        u = jnp.clip(u, 1e-12, 1.0 - 1e-12)
+        out[n] = jnp.log(u) - jnp.log1p(-u)
+    return out
+
+
+def _from_unbounded(space, z):
+    """``phi = lo + (hi - lo) sigmoid(z)``: the inverse of `_to_unbounded`."""
+    lo, hi = space.bounds_phi()
+    return {n: lo[n] + (hi[n] - lo[n]) * jax.nn.sigmoid(z[n]) for n in space.free}
+
+
+def _jvp_by_grad(loss_fn):
+    """``loss_fn`` with a JVP rule computed from its reverse-mode gradient, so that
+    optimistix's ``jax.linearize`` works through reverse-only adjoints (checkpointed ODE
+    solves) at the cost of one backward pass."""
+
+    @jax.custom_jvp
+    def f(z):
+        return loss_fn(z)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        (z,), (dz,) = primals, tangents
+        value, grad = jax.value_and_grad(loss_fn)(z)
+        grad = jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grad)
+        slope = sum(jnp.sum(g * t) for g, t in zip(jax.tree.leaves(grad), jax.tree.leaves(dz)))
+        return value, slope
+
+    return f
+
+
+def _forward_solver(problem: Problem) -> Problem:
+    """``problem`` with a forward-mode diffrax adjoint (for Jacobians by ``jax.jacfwd``)."""
+    import diffrax
+
+    if hasattr(problem.solver, "adjoint"):
+        return eqx.tree_at(lambda p: p.solver.adjoint, problem, diffrax.ForwardMode())
+    return problem
+
+
+class _Optimistix(eqx.Module):
+    """The functions one optimistix solver iterates on, in unbounded coordinates ``z``."""
+
+    solver: optx.AbstractLeastSquaresSolver | optx.AbstractMinimiser
+    least_squares: bool = eqx.field(static=True)
+    gradient: str = eqx.field(static=True)
+
+    def fn(self, problem: Problem):
+        """``fn(z, args) -> (value, loss)`` with ``value`` the residuals or the loss."""
+        space = problem.space
+
+        def loss(z):
+            return problem.loss(_from_unbounded(space, z))
+
+        if self.least_squares:
+
+            def residual_fn(z, args):
+                r, total = problem.residuals(_from_unbounded(space, z))
+                return jnp.where(jnp.isfinite(total), r, 1e10), total
+
+            return residual_fn
+        smooth = loss if self.gradient == "forward" else _jvp_by_grad(loss)
+
+        def scalar_fn(z, args):
+            value = smooth(z)
+            return jnp.where(jnp.isfinite(value), value, 1e300), value
+
+        return scalar_fn
+
+    @property
+    def options(self) -> dict:
+        return {"jac": "fwd"} if self.least_squares else {"autodiff_mode": "fwd"}
+
+    def prepare(self, problem: Problem) -> Problem:
+        """The problem whose solver suits this optimiser's derivatives."""
+        if self.least_squares or self.gradient == "forward":
+            return _forward_solver(problem)
+        return problem
+
+
+def _as_optimistix(optimizer, gradient: str) -> _Optimistix | None:
+    if isinstance(optimizer, OPTIMISTIX):
+        least = isinstance(optimizer, optx.AbstractLeastSquaresSolver)
+        return _Optimistix(optimizer, least, gradient)
+    return None
 
 
 class _State(eqx.Module):
@@ -100,6 +199,68 @@ def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol, mod
         done=state.done | (stall >= patience),
     )
     return new_state, loss
+
+
+@eqx.filter_jit
+def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patience, rtol):
+    """One optimistix step of every start (coordinates ``state.phi`` are unbounded ``z``)."""
+    TRACE_COUNT["step"] += 1
+    fn = opt.fn(problem)
+    tags = frozenset()
+
+    def one(z, dynamic):
+        st = eqx.combine(dynamic, static)
+        new_z, new_st, loss = opt.solver.step(fn, z, None, opt.options, st, tags)
+        stop, _ = opt.solver.terminate(fn, new_z, None, opt.options, new_st, tags)
+        return new_z, _strong(eqx.filter(new_st, eqx.is_array)), loss, stop
+
+    # Starts in sequence (lax.map), not vmapped: equinox's runtime checks (lineax's test for
+    # non-finite input in the implicit stage solves of an ODE method) reduce over a vmapped
+    # axis, so under EQX_ON_ERROR=nan one start whose simulation fails would fail all.
+    new_z, new_opt, loss, stop = jax.lax.map(lambda a: one(*a), (state.phi, state.opt_state))
+    finite_z = jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(new_z)]), axis=0)
+    stop = stop | ~finite_z  # a start whose step came out non-finite stops where it was
+    keep = ~state.done & finite_z
+    finite = jnp.isfinite(loss) & finite_z
+
+    def choose(new, old):
+        mask = keep.reshape(keep.shape + (1,) * (new.ndim - 1))
+        return jnp.where(mask, new, old)
+
+    better = finite & (loss < state.best_loss) & keep
+    improved = loss < state.best_loss - rtol * jnp.abs(state.best_loss)
+    stall = jnp.where(improved, 0, state.stall + 1)
+    new_state = _State(
+        phi=jax.tree.map(choose, new_z, state.phi),
+        opt_state=jax.tree.map(choose, new_opt, state.opt_state),
+        best_phi=jax.tree.map(lambda c, b: jnp.where(better, c, b), new_z, state.best_phi),
+        best_loss=jnp.where(better, loss, state.best_loss),
+        stall=stall,
+        done=state.done | stop | (stall >= patience),
+    )
+    return new_state, loss
+
+
+def _strong(tree):
+    """Arrays without weak types, so that a state restored from a checkpoint (whose arrays
+    are strongly typed) hits the same compiled step."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), tree)
+
+
+def _optx_init(problem: Problem, opt: _Optimistix, z0):
+    """The solver state of every start, split into arrays and the (shared) static rest."""
+    dynamic, static = eqx.partition(_optx_init_jit(problem, opt, z0), eqx.is_array)
+    return _strong(dynamic), static
+
+
+@eqx.filter_jit
+def _optx_init_jit(problem: Problem, opt: _Optimistix, z0):
+    fn = opt.fn(problem)
+    one = jax.tree.map(lambda v: v[0], z0)
+    f_struct, aux_struct = eqx.filter_eval_shape(fn, one, None)
+    return eqx.filter_vmap(
+        lambda z: opt.solver.init(fn, z, None, opt.options, f_struct, aux_struct, frozenset())
+    )(z0)
 
 
 @dataclasses.dataclass
@@ -182,7 +343,7 @@ def fit(
     n_starts: int = 1,
     starts: Mapping | None = None,
     steps: int = 1000,
-    optimizer: optax.GradientTransformation | None = None,
+    optimizer: optax.GradientTransformation | optx.AbstractLeastSquaresSolver | None = None,
     patience: int | None = None,
     rtol: float = 1e-4,
     progress: bool = True,
@@ -200,7 +361,19 @@ def fit(
       the bounds). All starts move together in one vmapped, jitted step (`_step`); new data,
       values or starts of the same shapes never recompile.
     - ``optimizer``: any `optax.GradientTransformation` (default `default_optimizer()`: Adam with
-      global-norm clipping). Steps are projected back into the bounds.
+      global-norm clipping; steps are projected back into the bounds), or an optimistix
+      least-squares solver (``optx.LevenbergMarquardt``, ``optx.GaussNewton``, ...: on
+      ``problem.residuals``, Gaussian noise) or minimiser (``optx.BFGS``, ...: on the loss),
+      stepped one iteration per step until its own termination test (starts run in sequence
+      within the compiled step). Derivatives through an implicit ODE method (Kvaerno5) raise
+      where a start's simulation fails at extreme parameters (lineax's non-finite input
+      check); with the environment variable ``EQX_ON_ERROR=nan`` such a step gives NaN and
+      that start stops instead.
+      Optimistix solvers work
+      in unbounded coordinates ``z = logit((phi - lo) / (hi - lo))`` (bounds by
+      reparametrisation, on the `ParameterSpace` scale); least squares take the Jacobian by
+      forward mode (the solver's diffrax adjoint becomes ``ForwardMode``), BFGS its gradient
+      by ``gradient`` mode.
     - Early stopping: a start stops once its loss has not improved by ``rtol`` (relative) for
       ``patience`` steps (None: never); the loop ends when all have stopped. Non-finite losses or
       gradients skip the update of that start.
@@ -230,8 +403,22 @@ def fit(
     if patience is not None and (not isinstance(patience, int) or patience < 1):
         raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
     optimizer = default_optimizer() if optimizer is None else optimizer
+    opt = _as_optimistix(optimizer, gradient)
+    if opt is None and not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"optimizer must be an optax.GradientTransformation or an optimistix least-squares "
+            f"solver or minimiser, got {type(optimizer).__name__}"
+        )
     phi0 = _check_starts(problem, starts, key, n_starts)
     n = next(iter(phi0.values())).shape[0]
+    if opt is not None:
+        if fixed:
+            raise ValueError("fixed= (held coordinates) needs an optax optimizer")
+        problem = opt.prepare(problem)
+        phi0 = _to_unbounded(problem.space, phi0)
+        opt_state, static = _optx_init(problem, opt, phi0)
+    else:
+        opt_state = jax.vmap(optimizer.init)(phi0)
     fixed = {
         name: jnp.broadcast_to(jnp.asarray((fixed or {}).get(name, False), bool), (n,))
         for name in problem.space.free
@@ -239,7 +426,7 @@ def fit(
     dtype = problem.ts.dtype
     state = _State(
         phi=phi0,
-        opt_state=jax.vmap(optimizer.init)(phi0),
+        opt_state=opt_state,
         best_phi=phi0,
         best_loss=jnp.full((n,), jnp.inf, dtype),
         stall=jnp.zeros((n,), jnp.int32),
@@ -265,7 +452,10 @@ def fit(
         for step in range(first, steps):
             if bool(np.all(np.asarray(state.done))):
                 break
-            state, loss = _step(problem, optimizer, state, fixed, patience_, rtol_, gradient)
+            if opt is None:
+                state, loss = _step(problem, optimizer, state, fixed, patience_, rtol_, gradient)
+            else:
+                state, loss = _optx_step(problem, opt, state, static, patience_, rtol_)
             loss = np.asarray(loss)
             history.append(loss)
             if bar is not None:
@@ -284,6 +474,10 @@ def fit(
             bar.close()
     if path is not None:
         _save(path, state, history, len(history), problem.space.free)
+    if opt is not None:  # report ParameterSpace coordinates
+        state = eqx.tree_at(
+            lambda s: s.best_phi, state, _from_unbounded(problem.space, state.best_phi)
+        )
     return _result(problem, state, history)
 
 

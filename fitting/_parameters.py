@@ -11,14 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SCALES = ("log", "linear")
+SCALES = ("log", "linear", "log10")
 
 
 class Parameter(eqx.Module):
     """A free parameter: start value ``init`` within ``[lower, upper]`` on a ``scale``.
 
-    On ``scale="log"`` the optimiser moves ``phi = ln(value)`` (bounds must be positive), on
-    ``"linear"`` the value itself.
+    On ``scale="log"`` the optimiser moves ``phi = ln(value)``, on ``"log10"`` ``log10(value)``
+    (PEtab's scale; bounds must be positive for both), on ``"linear"`` the value itself.
     """
 
     init: float = eqx.field(static=True)
@@ -90,9 +90,9 @@ class ParameterSpace(eqx.Module):
                     f"parameter {name!r}: init {vals['init']} lies outside "
                     f"[{vals['lower']}, {vals['upper']}]"
                 )
-            if spec.scale == "log" and vals["lower"] <= 0:
+            if spec.scale != "linear" and vals["lower"] <= 0:
                 raise ValueError(
-                    f"parameter {name!r}: a log scale needs a positive lower bound, got "
+                    f"parameter {name!r}: a {spec.scale} scale needs a positive lower bound, got "
                     f"{vals['lower']}"
                 )
             names.append(str(name))
@@ -120,10 +120,12 @@ class ParameterSpace(eqx.Module):
 
     def _forward(self, name: str, value):
         scale = self.scales[self.free.index(name)]
-        return jnp.log(value) if scale == "log" else value
+        return {"log": jnp.log, "log10": jnp.log10}.get(scale, lambda v: v)(value)
 
     def _backward(self, name: str, phi):
         scale = self.scales[self.free.index(name)]
+        if scale == "log10":
+            return 10.0**phi
         return jnp.exp(phi) if scale == "log" else phi
 
     def to_phi(self, values: Mapping) -> dict:

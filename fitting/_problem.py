@@ -315,6 +315,18 @@ class Problem(eqx.Module):
             total = total + self.snapshot_weight * term
         return jnp.where(ok & jnp.isfinite(total), total, jnp.inf)
 
+    def residuals(self, phi: Mapping):
+        """``(residuals, loss)`` for least-squares optimisers: ``(value - prediction) / sigma``
+        of the population rows (``loss = 0.5 sum residuals^2 + const``, the sigmas being
+        fixed); single-cell snapshot terms are not sums of squares and raise."""
+        if self.snapshots is not None:
+            raise ValueError("single-cell snapshot terms are not least squares: use a minimiser")
+        summary, _, ok = self.predict(self.space.to_values(phi))
+        r = self.rows
+        res = (r["value"] - summary[r["obs"], r["cond"], r["t"]]) / r["sigma"]
+        total = gaussian_nll(summary[r["obs"], r["cond"], r["t"]], r["value"], r["sigma"])
+        return res, jnp.where(ok & jnp.isfinite(total), total, jnp.inf)
+
 
 def _check_names(network, observables: Mapping[str, Observable], space: ParameterSpace):
     nuisance = {n for o in observables.values() for n in o.nuisance}

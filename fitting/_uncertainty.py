@@ -95,7 +95,9 @@ def standard_errors(
     stderr = {}
     for i, name in enumerate(names):
         scale = problem.space.scales[i]
-        factor = float(values[name]) if scale == "log" else 1.0
+        factor = 1.0  # d value / d phi
+        if scale != "linear":
+            factor = float(values[name]) * (np.log(10.0) if scale == "log10" else 1.0)
         stderr[name] = float(se_phi[i] * factor)
     return StandardErrors(
         names=names,
@@ -165,7 +167,12 @@ def profile_likelihood(
     grids = {}
     for name in names:
         i = space.free.index(name)
-        width = np.log(span) if space.scales[i] == "log" else (span - 1) * max(abs(best[name]), 1)
+        scale = space.scales[i]
+        width = (
+            np.log(span) / {"log": 1.0, "log10": np.log(10.0)}[scale]
+            if scale != "linear"
+            else (span - 1) * max(abs(best[name]), 1)
+        )
         grid = best[name] + np.linspace(-width, width, n_points)
         grids[name] = np.clip(grid, float(lo[name]), float(hi[name]))
     total = len(names) * n_points

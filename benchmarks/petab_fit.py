@@ -1,0 +1,147 @@
+"""Multi-start fits of PEtab benchmark problems: optimistix LM and BFGS against Adam (issue 18).
+
+For each problem (``tests/data/petab``; a problem the SBML importer cannot read yet is recorded
+with its error) and each method, ``--starts`` starts are drawn log-uniformly within the PEtab
+bounds (uniformly on each parameter's PEtab scale; seed ``--seed``, the same starts for every
+method) and fitted together (vmapped) by `fitting.fit` in float64 with the default PEtab solver:
+
+- ``lm``: ``optx.LevenbergMarquardt`` on the residuals (Jacobian by forward mode);
+- ``bfgs``: ``optx.BFGS`` on the negative log-likelihood (gradient by reverse mode);
+- ``adam``: `fitting.default_optimizer` (Adam, learning rate 0.05 on the PEtab scale).
+
+A start *converges* when its final llh is within 0.5 of the reference llh (tests/data/petab
+README) or above it. Each fit runs in chunks of ``--chunk`` steps (checkpoint + resume) until the
+method stops all starts, ``--steps`` are done or ``--budget`` seconds have passed; the wall time
+per start is (wall time of the fit after compilation) / starts, since starts run vmapped.
+Compilation is timed apart (the first chunk of one step). ``EQX_ON_ERROR=nan`` is set, so a
+start whose simulation fails at extreme parameters stops instead of ending the run. Results go to
+``benchmarks/results/petab_fit.json`` with the machine info.
+
+Usage: ``python benchmarks/petab_fit.py [--problems Elowitz_Nature2000 ...] [--starts 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+# A start whose simulation fails inside an implicit stage solve stops with NaN (see fitting.fit).
+os.environ.setdefault("EQX_ON_ERROR", "nan")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _machine import loadavg, machine_info  # noqa: E402
+
+import fitting  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "petab"
+REFERENCE = {
+    "Boehm_JProteomeRes2014": -138.22199693517703,
+    "Elowitz_Nature2000": 63.20279991419332,
+    "Fujita_SciSignal2010": 53.08377736998929,
+}
+
+
+def optimizer(method: str):
+    import optimistix as optx
+
+    if method == "lm":
+        return optx.LevenbergMarquardt(rtol=1e-6, atol=1e-6)
+    if method == "bfgs":
+        return optx.BFGS(rtol=1e-6, atol=1e-6)
+    return fitting.default_optimizer()
+
+
+def run(problem, method: str, starts: dict, steps: int, chunk: int, budget: float) -> dict:
+    opt = optimizer(method)
+    n = len(next(iter(starts.values())))
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = Path(tmp) / "fit.npz"
+        kwargs = dict(starts=starts, optimizer=opt, progress=False, checkpoint=ckpt)
+        t0 = time.perf_counter()
+        fitting.fit(problem, steps=1, **kwargs)
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        done = 1
+        while True:
+            done = min(steps, done + chunk)
+            result = fitting.fit(problem, steps=done, resume=True, **kwargs)
+            elapsed = time.perf_counter() - t0
+            stopped = bool(np.all(result.converged))
+            print(f"  {method}: {result.n_steps} steps, loss {result.loss:.4f}, {elapsed:.0f} s")
+            if stopped or done >= steps or elapsed > budget:
+                break
+    return {
+        "compile_s": compile_s,
+        "wall_s": elapsed,
+        "wall_per_start_s": elapsed / n,
+        "n_steps": result.n_steps,
+        "all_stopped": stopped,
+        "start_loss": [float(v) for v in result.start_loss],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="+", default=list(REFERENCE))
+    parser.add_argument("--methods", nargs="+", default=["lm", "bfgs", "adam"])
+    parser.add_argument("--starts", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--chunk", type=int, default=10)
+    parser.add_argument("--budget", type=float, default=1800.0, help="seconds per method")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "petab_fit.json"))
+    args = parser.parse_args(argv)
+    jax.config.update("jax_enable_x64", True)
+    out = {"machine": machine_info(), "args": vars(args), "problems": {}}
+    for name in args.problems:
+        print(name, flush=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                problem = fitting.load_petab(DATA / name / f"{name}.yaml")
+        except ValueError as err:
+            out["problems"][name] = {"error": str(err)}
+            print(f"  cannot load: {err}", flush=True)
+            continue
+        space = problem.space
+        phi = space.sample_phi(jax.random.key(args.seed), args.starts)
+        starts = {n: np.asarray(v) for n, v in space.to_values(phi).items() if n in space.free}
+        ref = REFERENCE[name]
+        entry = {"reference_llh": ref, "n_free": len(space.free), "methods": {}}
+        out["problems"][name] = entry
+        for method in args.methods:
+            try:
+                res = run(problem, method, starts, args.steps, args.chunk, args.budget)
+            except Exception as err:  # recorded, and the other methods still run
+                entry["methods"][method] = {"error": f"{type(err).__name__}: {err}"[:2000]}
+                print(f"  {method}: failed: {type(err).__name__}: {str(err)[:300]}", flush=True)
+                continue
+            llh = -np.asarray(res["start_loss"])  # no priors in these problems
+            res["converged_fraction"] = float(np.mean(llh >= ref - 0.5))
+            res["best_llh"] = float(np.max(llh))
+            res["loadavg_after"] = loadavg()
+            entry["methods"][method] = res
+            print(
+                f"  {method}: {res['converged_fraction']:.0%} within 0.5 of {ref:.2f} "
+                f"(best {res['best_llh']:.2f}), {res['wall_per_start_s']:.1f} s/start, "
+                f"compile {res['compile_s']:.0f} s",
+                flush=True,
+            )
+            Path(args.out).write_text(json.dumps(out, indent=2))
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
