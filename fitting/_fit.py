@@ -418,6 +418,7 @@ def fit(
         phi0 = _to_unbounded(problem.space, phi0)
         opt_state, static = _optx_init(problem, opt, phi0)
     else:
+        assert isinstance(optimizer, optax.GradientTransformation)  # checked above
         opt_state = jax.vmap(optimizer.init)(phi0)
     fixed = {
         name: jnp.broadcast_to(jnp.asarray((fixed or {}).get(name, False), bool), (n,))

@@ -29,6 +29,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -153,9 +154,9 @@ def _parse(text: str) -> tuple[ast.expr, tuple[str, ...]]:
     return tree, tuple(names)
 
 
-def _evaluate(node: ast.expr, lookup):
+def _evaluate(node: ast.expr, lookup) -> Any:
     if isinstance(node, ast.Constant):
-        return float(node.value)
+        return float(node.value)  # pyright: ignore[reportArgumentType]  # _parse admits numbers only
     if isinstance(node, ast.Name):
         return _CONSTANTS[node.id] if node.id in _CONSTANTS else lookup(node.id)
     if isinstance(node, ast.BinOp):
@@ -164,6 +165,7 @@ def _evaluate(node: ast.expr, lookup):
     if isinstance(node, ast.UnaryOp):
         value = _evaluate(node.operand, lookup)
         return -value if isinstance(node.op, ast.USub) else value
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)  # all _parse admits
     fn = _FUNCTIONS[node.func.id][0]
     return fn(*(_evaluate(a, lookup) for a in node.args))
 
@@ -985,7 +987,7 @@ def load_petab(
             "x_set": jnp.asarray(x_set),
             "x_index": jnp.asarray(x_index),
             "x_const": jnp.asarray(x_const, dtype),
-            "x_any": tuple(bool(v) for v in x_set.any(axis=0)),
+            "x_any": tuple(bool(v) for v in np.any(x_set, axis=0).tolist()),
         },
         simulations={
             "sim": jnp.asarray([cond_ids.index(p[1]) for p in pairs], jnp.int32),
