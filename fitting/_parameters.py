@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from grn._distributions import stratified_normal
 
 SCALES = ("log", "linear", "log10")
 
@@ -173,17 +174,16 @@ def lognormal_factors(n_cells: int, log_sd: float, key=None) -> np.ndarray:
     extrinsic log-normal heterogeneity of a parameter around its (fitted) median.
 
     Without ``key`` the ``z_c`` are the standard normal's quantiles ``Phi^-1((c + 1/2) / n)``
-    (stratified sampling, McKay, Beckman & Conover 1979, Technometrics 21:239): the ensemble
-    carries the spread without sampling noise, which cuts the Monte Carlo variance of ensemble
-    means that the spread drives. With a ``key`` they are independent ``N(0, 1)`` draws.
+    (stratified sampling, `grn._distributions.stratified_normal`, as
+    ``grn.LogNormal.sample(..., stratified=True)``). With a ``key`` they are independent
+    ``N(0, 1)`` draws.
     """
     if not isinstance(n_cells, int) or isinstance(n_cells, bool) or n_cells < 1:
         raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}")
     if not (isinstance(log_sd, int | float) and math.isfinite(log_sd) and log_sd >= 0):
         raise ValueError(f"log_sd must be a finite number >= 0, got {log_sd!r}")
     if key is None:
-        normal = statistics.NormalDist()
-        z = np.array([normal.inv_cdf((c + 0.5) / n_cells) for c in range(n_cells)])
+        z = stratified_normal(n_cells)
     else:
         z = np.asarray(jax.random.normal(key, (n_cells,)), np.float64)
     return np.exp(log_sd * z)

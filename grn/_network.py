@@ -10,6 +10,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from ._distributions import Distribution, check_cell_params, equilibrate_hours
 from ._rate_laws import AbstractRateLaw, _as_law
 
 _TERM = re.compile(r"^\s*(?:(\d+)\s*\*?\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*$")
@@ -222,8 +223,16 @@ class Network(eqx.Module):
     ``growth`` and ``death`` rate laws give the per-cell fate rates ``g(x, p, u)`` and
     ``h(x, p, u)`` whose integral ``log_weight = int (g - h) dt`` every solver returns.
 
-    The network is a pytree whose leaves are the default parameter values and initial state, so
-    new values never recompile a simulation; species, reactions and inputs are static structure.
+    ``cell_params`` declares extrinsic heterogeneity: ``{"k": grn.LogNormal(median=...,
+    sigma=...)}`` gives every simulated cell its own value of parameter ``k``, drawn by
+    `grn.simulate` from its key (the default ``params["k"]``, if given, must equal the median).
+    ``equilibrate_h`` is the network's default pre-equilibration: `grn.simulate` runs each cell
+    untreated (inputs 0) for that many hours from ``x0`` before ``ts[0]``, so a protocol starts
+    from each cell's own untreated state.
+
+    The network is a pytree whose leaves are the default parameter values, the distributions'
+    numbers and the initial state, so new values never recompile a simulation; species,
+    reactions and inputs are static structure.
     See `grn._rate_laws` for the count (volume) convention shared by all solvers.
 
     ``ode`` (a `grn._ode_system.ODESystem`, from `grn.load_sbml`) is the model's deterministic
@@ -242,8 +251,10 @@ class Network(eqx.Module):
     rules: tuple[tuple[str, AbstractRateLaw], ...] = eqx.field(static=True)
     ode: Any = eqx.field(static=True)
     stochastic_refusal: str | None = eqx.field(static=True)
+    equilibrate_h: float = eqx.field(static=True)
     params: dict[str, Any]
     x0: Any
+    cell_params: dict[str, Distribution]
 
     def __init__(
         self,
@@ -258,6 +269,8 @@ class Network(eqx.Module):
         rules: Mapping[str, AbstractRateLaw | Callable] | None = None,
         ode: Any = None,
         stochastic_refusal: str | None = None,
+        cell_params: Mapping[str, Distribution] | None = None,
+        equilibrate_h: float | None = None,
     ):
         if isinstance(species, str) or isinstance(inputs, str):
             raise TypeError("species and inputs must be sequences of names, not a single string")
@@ -289,6 +302,19 @@ class Network(eqx.Module):
                     f"default parameter {name!r} must be a scalar; pass per-cell values to "
                     f"grn.simulate(params=...) instead"
                 )
+        self.cell_params = check_cell_params(cell_params or {}, self.params)
+        for name, dist in self.cell_params.items():
+            if name not in self.params:
+                raise ValueError(
+                    f"cell_params names unknown parameter {name!r} (the network's parameters: "
+                    f"{list(self.params)})"
+                )
+            if float(self.params[name]) != float(np.asarray(dist.median)):
+                raise ValueError(
+                    f"parameter {name!r}: the default {float(self.params[name])} differs from "
+                    f"its cell distribution's median {float(np.asarray(dist.median))}"
+                )
+        self.equilibrate_h = equilibrate_hours(equilibrate_h, "equilibrate_h")
         x0 = dict(x0 or {})
         for name in x0:
             if name not in self.species:

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from . import _distributions as _dist
 from ._network import Network
 from ._schedule import Schedule, no_schedule
 from ._solution import RESULTS, Solution
@@ -74,6 +75,7 @@ def simulate(
     throw: bool = True,
     progress: bool = False,
     reduce: str | Moments | None = None,
+    equilibrate: float | None = None,
 ) -> Solution | EnsembleMoments:
     """Simulate ``n_cells`` cells of ``network`` and return their trajectories at ``ts``.
 
@@ -83,6 +85,16 @@ def simulate(
       n_cells)``, so results do not depend on ``batch_size`` or the number of devices.
     - ``params`` / ``x0``: overrides of the network's defaults, by name. A value with a leading
       axis of length ``n_cells`` is per cell (extrinsic noise); scalars are shared.
+    - Parameters the network declares in ``cell_params`` (a `grn.Distribution`) are drawn per
+      cell from ``jax.random.fold_in(key, 2**32 - 1)`` (never a cell's own key); an explicit
+      value in ``params`` (per cell or shared) wins, a `grn.Distribution` there replaces the
+      declared one, and ``params={"k": dist.sample(None, n, stratified=True)}`` gives stratified
+      draws. A deterministic solver without ``n_cells`` uses each distribution's median.
+    - ``equilibrate``: hours each cell first runs untreated (every input 0, as before a
+      schedule's first breakpoint), from ``x0`` up to ``ts[0]``, with its own parameters and a
+      key of its own; the protocol then starts from that state (``log_weight`` from ``ts[0]``).
+      Defaults to the network's ``equilibrate_h`` when the run starts from the network's ``x0``,
+      and to 0 when ``x0`` is given.
     - ``schedule``: a `grn.Schedule` of the network's inputs (unscheduled inputs are 0).
     - ``batch_size``: cells simulated at once (bounds memory); ``progress`` shows a bar over
       batches. With several devices the cells are sharded across them, also across processes
@@ -110,9 +122,23 @@ def simulate(
     solver.check(network)
     dtype = jnp.zeros(()).dtype
     ts = _check_times(ts, dtype)
+    equilibrate = _dist.equilibrate_hours(
+        network.equilibrate_h if equilibrate is None and x0 is None else equilibrate
+    )
+    distributions, params = _dist.split_overrides(network, params)
+    _dist.check_per_cell_length(params, n_cells)
     params = _merge_params(network, params, dtype)
     x0s = _merge_x0(network, x0, dtype, solver.stochastic)
+    cells_asked = n_cells
     n_cells = _count_cells(params, x0s, n_cells, solver.stochastic)
+    if distributions:  # drawn per cell; one deterministic trajectory takes the medians
+        if solver.stochastic or cells_asked is not None or n_cells > 1:
+            n_draw = n_cells if cells_asked is None else cells_asked
+            draws = _dist.draw(distributions, _aux_key(key, solver, 0), n_draw)
+        else:
+            draws = {name: d.median for name, d in distributions.items()}
+        params.update({k: jnp.asarray(v, dtype) for k, v in draws.items()})
+        n_cells = _count_cells(params, x0s, cells_asked, solver.stochastic)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     if schedule is not None:
@@ -123,7 +149,7 @@ def simulate(
     else:
         sched = no_schedule(network.inputs, dtype)
     hist_index, hist_names, edges = _check_reduce(network, reduce, dtype)
-    solver = solver.bind(network, _concrete(ts), _concrete(sched[0]))
+    unbound, solver = solver, solver.bind(network, _concrete(ts), _concrete(sched[0]))
     if key is None:
         if solver.stochastic:
             raise ValueError("a stochastic solver needs a PRNG key: pass key=jax.random.key(0)")
@@ -139,6 +165,9 @@ def simulate(
     if hist_index is not None:
         cells["valid"] = jnp.ones(n_cells, bool)
         common["edges"] = edges
+    if equilibrate > 0:
+        cells["pre_key"] = jax.random.split(_aux_key(key, unbound, 1), n_cells)
+        common["equilibrate"] = _equilibration(network, unbound, ts, equilibrate, dtype)
 
     if not progress:
         out = _ensemble(network, solver, cells, common, batch_size, throw, hist_index)
@@ -202,10 +231,17 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
     def one(cell):
         params = {**common["params"], **cell["params"]}
         x0 = cell["x0"] if "x0" in cell else common["x0"]
-        path = solver.solve_cell(
-            network, common["ts"], cell["key"], params, x0, *common["schedule"]
+        pre = None
+        if "equilibrate" in common:  # untreated, from x0 up to ts[0]; the protocol starts there
+            pre_solver, pre_ts, untreated = common["equilibrate"]
+            pre = CellPath(
+                *pre_solver.solve_cell(network, pre_ts, cell["pre_key"], params, x0, *untreated)
+            )
+            x0 = pre.ys[-1].astype(x0.dtype)
+        path = CellPath(
+            *solver.solve_cell(network, common["ts"], cell["key"], params, x0, *common["schedule"])
         )
-        return CellPath(*path)
+        return path if pre is None else _after_equilibration(pre, path)
 
     def run_local(local_cells):
         n_local = jax.tree.leaves(local_cells)[0].shape[0]
@@ -290,6 +326,44 @@ def _stream(one, cells, batch_size, hist_index, edges):
     rest = jax.tree.map(lambda v: v[1:], chunks)
     acc, _ = jax.lax.scan(lambda acc, c: (combine(acc, stats(c)), None), first, rest)
     return acc
+
+
+def _after_equilibration(pre: CellPath, path: CellPath) -> CellPath:
+    """The protocol's path, with the pre-run's failures, work and path likelihood carried over."""
+    ok = pre.result == RESULTS.successful
+    extra = {}
+    if path.log_likelihood is not None:
+        extra["log_likelihood"] = path.log_likelihood + pre.log_likelihood[-1]
+    return path._replace(
+        result=jnp.where(ok, path.result, pre.result),
+        n_events=path.n_events + pre.n_events,
+        **extra,
+    )
+
+
+def _aux_key(key, solver, stream: int):
+    """The key of the draws (stream 0) or the pre-equilibration (1): never a cell's own key."""
+    if key is None:
+        if solver.stochastic:
+            raise ValueError("a stochastic solver needs a PRNG key: pass key=jax.random.key(0)")
+        key = jax.random.key(0)
+    return jax.random.fold_in(jax.random.fold_in(key, _dist.AUX_TAG), stream)
+
+
+def _equilibration(network, solver, ts, hours, dtype):
+    """(bound solver, times [ts[0] - hours, ts[0]], the all-zero schedule) of the pre-run."""
+    for i, event in enumerate(network.events):
+        params = [target for target, _ in event.assign if target in network.params]
+        if params:
+            raise ValueError(
+                f"equilibrate: event {i} {event.label} assigns parameter {params[0]!r}, which "
+                f"the pre-equilibration cannot carry into the protocol; pass equilibrate=0"
+            )
+    untreated = no_schedule(network.inputs, dtype)
+    pre_ts = jnp.stack([ts[0] - hours, ts[0]])
+    t0 = _concrete(ts)
+    concrete = None if t0 is None else np.array([t0[0] - hours, t0[0]])
+    return solver.bind(network, concrete, _concrete(untreated[0])), pre_ts, untreated
 
 
 # -- boundary validation (plain Python, naming the culprit) -----------------------------------
