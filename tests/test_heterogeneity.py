@@ -194,3 +194,12 @@ def test_network_default_equilibration():
     np.testing.assert_array_equal(shown.ys, sol.ys)
     with pytest.raises(ValueError, match="equilibrate_h"):
         _net(equilibrate_h=float("nan"))
+
+
+def test_sbml_export_writes_the_median_and_warns(tmp_path):
+    net = _net(equilibrate_h=12.0)
+    net = eqx.tree_at(lambda n: n.cell_params["alpha"].median, net, np.asarray(7.5))
+    with pytest.warns(UserWarning, match=r"LogNormal spread of 'alpha'.*12-h pre-equilibration"):
+        path = grn.save_sbml(net, tmp_path / "hetero.xml")
+    back = grn.load_sbml(path)
+    assert float(back.params["alpha"]) == 7.5 and back.cell_params == {}

@@ -17,7 +17,10 @@ What is written (and how it reads back with `grn.io.load_sbml`):
   SBML (they carry their formula);
 - the fate rates (``growth``, ``death``) have no SBML counterpart: they are written as assignment
   rules on parameters ``grn_growth`` / ``grn_death`` so that they are not lost, but they do not
-  change the SBML model's dynamics (and read back as rules, not fate laws).
+  change the SBML model's dynamics (and read back as rules, not fate laws);
+- per-cell distributions (``cell_params``) as their median, the parameter's value; the spread
+  and the pre-equilibration time (``equilibrate_h``) have no SBML counterpart: a `UserWarning`
+  names what is dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 from .._network import Network
@@ -167,6 +171,8 @@ def to_sbml(network: Network, model_id: str = "grn_model") -> str:
         _check(par.setConstant(constant), f"parameter {name!r}")
 
     for name, value in network.params.items():
+        if name in network.cell_params:
+            value = network.cell_params[name].median
         parameter(name, value, name not in assigned)
     for name in network.inputs:
         parameter(name, 0.0, False)
@@ -240,6 +246,19 @@ def to_sbml(network: Network, model_id: str = "grn_model") -> str:
             _check(ea.setVariable(target), where)
             _check(ea.setMath(_math(model, _formula(law, (), where), where)), where)
 
+    dropped = [
+        f"the per-cell {type(d).__name__} spread of {name!r}"
+        for name, d in network.cell_params.items()
+    ]
+    if network.equilibrate_h:
+        dropped.append(f"the {network.equilibrate_h:g}-h pre-equilibration (equilibrate_h)")
+    if dropped:
+        warnings.warn(
+            "SBML cannot carry " + "; ".join(dropped) + " (each distribution is written as its "
+            "median; the model starts from x0)",
+            UserWarning,
+            stacklevel=2,
+        )
     return libsbml.writeSBMLToString(doc)
 
 
