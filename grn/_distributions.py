@@ -11,6 +11,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -146,7 +147,8 @@ def check_per_cell_length(params: Mapping, n_cells: int | None) -> None:
         shape = np.shape(value)
         if len(shape) == 1 and shape[0] != n_cells:
             raise ValueError(
-                f"per-cell parameter {name!r} has {shape[0]} values for n_cells={n_cells}"
+                f"n_cells={n_cells} but per-cell values have {shape[0]} entries: per-cell "
+                f"parameter {name!r}"
             )
 
 

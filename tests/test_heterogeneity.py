@@ -134,7 +134,8 @@ def test_bad_input_named_errors():
             cell_params={"alpha": 3.0},
         )
     net = _net()
-    with pytest.raises(ValueError, match="per-cell parameter 'alpha' has 5 values for n_cells=8"):
+    message = "n_cells=8 but per-cell values have 5 entries: per-cell parameter 'alpha'"
+    with pytest.raises(ValueError, match=message):
         grn.simulate(net, jnp.array([0.0, 1.0]), key=jax.random.key(0), n_cells=8,
                      params={"alpha": np.ones(5)})  # fmt: skip
     with pytest.raises(ValueError, match="'alpha'.*median"):
