@@ -34,6 +34,7 @@ import io
 import math
 import os
 import xml.etree.ElementTree as ET
+from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._network import Event, Network, Reaction
-from ._mathml import SBMLMath, _Compiler, _const, _libsbml, _Scope
+from ._mathml import SBMLMath, _Compiler, _const, _Expr, _libsbml, _Scope
 from ._sbml_ode import _ODEBuilder
 
 
@@ -218,7 +219,8 @@ class _Importer:
         self.state = [s for s in self.species if s not in self.rules]
         self.used: set[str] = set()  # network names that compiled expressions read
         self.jax = _Compiler(self, "jax")
-        self.numpy = _Compiler(self, "numpy")
+        self.numpy = _Compiler(self, "numpy", rate_of=self._rate_of_at_start)
+        self._builder = None
         self._check_common()
 
     def _solve_algebraic(self) -> dict:
@@ -388,6 +390,18 @@ class _Importer:
         self._values = params, x0
         self._check_linear()
         return params, x0
+
+    def _rate_of_at_start(self, name, scope) -> _Expr:
+        """``rateOf(name)`` in a value computed at load time: the rate at the initial state."""
+        if self._builder is None:
+            self._builder = _ODEBuilder(self)
+        expr = self._builder.rate_of(name, scope)
+
+        def fn(x, p, t):
+            env = ChainMap(x, p)
+            return float(expr.fn(env, env, t))
+
+        return _Expr(fn, expr.text, uses_time=True)
 
     def _evaluate(self, math_node, where):
         expr = self.numpy.compile(math_node, _Scope(where))
