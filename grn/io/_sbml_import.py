@@ -361,10 +361,6 @@ class _Importer:
                     f'{label}: reaction {r.getId()!r} is fast (fast="true", a rapid-equilibrium '
                     f"approximation), which grn does not support"
                 )
-        for e in self.model.getListOfEvents():
-            if e.getTrigger() is None:
-                ident = e.getId() or e.getMetaId() or "(no id)"
-                raise ValueError(f"{label}: event {ident!r} has no trigger")
 
     # -- values at load time --------------------------------------------------------------------
     def initial_values(self):
@@ -563,8 +559,8 @@ class _Importer:
                 assign[target] = law
             if not assign:
                 continue  # an event without assignments changes nothing
-            trigger = e.getTrigger().getMath()
-            if trigger is None:  # SBML L3v2: a trigger without math never fires
+            trigger = e.getTrigger().getMath() if e.getTrigger() is not None else None
+            if trigger is None:  # SBML L3v2: an event without trigger math never fires
                 continue
             at = self._time_trigger(trigger, constant_params, where)
             if at is not None:
