@@ -281,8 +281,13 @@ class _Importer:
                 )
 
     def dimensionless(self, compartment: str) -> bool:
+        """A compartment of 0 dimensions has no size in Level 2; Level 3 gives it no special rule
+        unless it has no size at all."""
         comp = self.compartments.get(compartment)
-        return comp is not None and comp.getSpatialDimensionsAsDouble() == 0
+        if comp is None or comp.getSpatialDimensionsAsDouble() != 0:
+            return False
+        sized = comp.isSetSize() or compartment in self.initial or compartment in self.rules
+        return self.level < 3 or not (sized or compartment in self.rate_rules)
 
     def _algebraic(self, rule) -> str:
         ident = rule.getId() or rule.getMetaId() or "(no id)"
