@@ -10,10 +10,6 @@ from ._rate_laws import (
     hill_repression as hill_repression,
     mass_action as mass_action,
 )
-from ._sbml_suite import (
-    run_sbml_suite as run_sbml_suite,
-    summary_markdown as sbml_suite_markdown,  # noqa: F401
-)
 from ._schedule import Schedule as Schedule
 from ._simulate import simulate as simulate
 from ._solution import RESULTS as RESULTS, Solution as Solution

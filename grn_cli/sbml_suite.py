@@ -85,7 +85,7 @@ def run(args) -> int:
         print(f"{r.case}: {r.status} ({r.seconds:.1f} s) {r.worst or r.message}"[:160], flush=True)
 
     with jax.enable_x64(True):
-        results = grn.run_sbml_suite(suite_dir, cases=cases, timeout=args.timeout, log=show)
+        results = grn.io.run_sbml_suite(suite_dir, cases=cases, timeout=args.timeout, log=show)
     csv_path = out / "sbml_semantic.csv"
     with open(csv_path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -95,7 +95,7 @@ def run(args) -> int:
             writer.writerow([r.case, r.status, " ".join(r.tags), f"{r.seconds:.2f}", detail])
     command = "grn " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     md_path = out / "sbml_semantic.md"
-    md_path.write_text(grn.sbml_suite_markdown(results, command=command))
+    md_path.write_text(grn.io.summary_markdown(results, command=command))
     counted = [r for r in results if r.status != "excluded"]
     totals = {s: sum(r.status == s for r in counted) for s in ("pass", "fail", "refused", "error")}
     totals["timeout"] = sum(r.status == "timeout" for r in counted)

@@ -312,3 +312,14 @@ def test_trigger_without_a_locatable_switch_is_named():
     )
     with pytest.raises(ValueError, match=r"event 'eq': the trigger .*cannot be located"):
         grn.load_sbml(text)
+
+
+def test_level3_zero_dimensional_compartment_with_a_size_is_ordinary():
+    text = build(
+        compartments={"C": 2.0},
+        species={"S": {"conc": 1.0, "substance": False}},
+        reactions=[{"id": "r", "law": "1.5", "products": {"S": 1}}],
+    ).replace('spatialDimensions="3"', 'spatialDimensions="0"')
+    assert 'spatialDimensions="0"' in text
+    out = run(text, TS)
+    np.testing.assert_allclose(out["S"], 2.0 + 1.5 * TS, rtol=1e-10)  # amount = conc * size

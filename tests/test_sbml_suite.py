@@ -7,7 +7,8 @@ from pathlib import Path
 import jax
 import pytest
 
-from grn._sbml_suite import read_settings, run_sbml_suite, summary_markdown
+from grn.io import run_sbml_suite, summary_markdown
+from grn.io._sbml_suite import read_settings
 
 pytest.importorskip("libsbml")
 

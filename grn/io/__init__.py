@@ -1,4 +1,5 @@
-"""Model exchange: SBML import (`load_sbml`) and export (`save_sbml`, `to_sbml`)."""
+"""Model exchange: SBML import (`load_sbml`) and export (`save_sbml`, `to_sbml`); the SBML Test
+Suite's semantic cases (`run_sbml_suite`, `summary_markdown`)."""
 
 from ._mathml import SBMLMath as SBMLMath
 from ._sbml_export import (
@@ -7,3 +8,8 @@ from ._sbml_export import (
     to_sbml as to_sbml,
 )
 from ._sbml_import import load_sbml as load_sbml
+from ._sbml_suite import (
+    CaseResult as CaseResult,
+    run_sbml_suite as run_sbml_suite,
+    summary_markdown as summary_markdown,
+)

@@ -22,7 +22,7 @@ from .._rate_laws import AbstractRateLaw
 if TYPE_CHECKING:
     from ._sbml_import import _Importer
 
-AVOGADRO = 6.02214076e23
+AVOGADRO = 6.02214179e23  # the value the SBML Level 3 specifications fix (CODATA 2006)
 
 
 def _libsbml():

@@ -34,6 +34,7 @@ import io
 import math
 import os
 import xml.etree.ElementTree as ET
+from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._network import Event, Network, Reaction
-from ._mathml import SBMLMath, _Compiler, _const, _libsbml, _Scope
+from ._mathml import SBMLMath, _Compiler, _const, _Expr, _libsbml, _Scope
 from ._sbml_ode import _ODEBuilder
 
 
@@ -218,7 +219,8 @@ class _Importer:
         self.state = [s for s in self.species if s not in self.rules]
         self.used: set[str] = set()  # network names that compiled expressions read
         self.jax = _Compiler(self, "jax")
-        self.numpy = _Compiler(self, "numpy")
+        self.numpy = _Compiler(self, "numpy", rate_of=self._rate_of_at_start)
+        self._builder = None
         self._check_common()
 
     def _solve_algebraic(self) -> dict:
@@ -279,8 +281,13 @@ class _Importer:
                 )
 
     def dimensionless(self, compartment: str) -> bool:
+        """A compartment of 0 dimensions has no size in Level 2; Level 3 gives it no special rule
+        unless it has no size at all."""
         comp = self.compartments.get(compartment)
-        return comp is not None and comp.getSpatialDimensionsAsDouble() == 0
+        if comp is None or comp.getSpatialDimensionsAsDouble() != 0:
+            return False
+        sized = comp.isSetSize() or compartment in self.initial or compartment in self.rules
+        return self.level < 3 or not (sized or compartment in self.rate_rules)
 
     def _algebraic(self, rule) -> str:
         ident = rule.getId() or rule.getMetaId() or "(no id)"
@@ -359,10 +366,6 @@ class _Importer:
                     f'{label}: reaction {r.getId()!r} is fast (fast="true", a rapid-equilibrium '
                     f"approximation), which grn does not support"
                 )
-        for e in self.model.getListOfEvents():
-            if e.getTrigger() is None:
-                ident = e.getId() or e.getMetaId() or "(no id)"
-                raise ValueError(f"{label}: event {ident!r} has no trigger")
 
     # -- values at load time --------------------------------------------------------------------
     def initial_values(self):
@@ -388,6 +391,18 @@ class _Importer:
         self._values = params, x0
         self._check_linear()
         return params, x0
+
+    def _rate_of_at_start(self, name, scope) -> _Expr:
+        """``rateOf(name)`` in a value computed at load time: the rate at the initial state."""
+        if self._builder is None:
+            self._builder = _ODEBuilder(self)
+        expr = self._builder.rate_of(name, scope)
+
+        def fn(x, p, t):
+            env = ChainMap(x, p)
+            return float(expr.fn(env, env, t))
+
+        return _Expr(fn, expr.text, uses_time=True)
 
     def _evaluate(self, math_node, where):
         expr = self.numpy.compile(math_node, _Scope(where))
@@ -549,8 +564,8 @@ class _Importer:
                 assign[target] = law
             if not assign:
                 continue  # an event without assignments changes nothing
-            trigger = e.getTrigger().getMath()
-            if trigger is None:  # SBML L3v2: a trigger without math never fires
+            trigger = e.getTrigger().getMath() if e.getTrigger() is not None else None
+            if trigger is None:  # SBML L3v2: an event without trigger math never fires
                 continue
             at = self._time_trigger(trigger, constant_params, where)
             if at is not None:

@@ -381,7 +381,7 @@ class _ODEBuilder:
         events = [
             self.event(e, state)
             for e in imp.model.getListOfEvents()
-            if e.getTrigger().getMath() is not None  # a trigger without math never fires
+            if e.getTrigger() is not None and e.getTrigger().getMath() is not None
         ]
         events = [e for e in events if e.n_values]
         outputs = self.outputs(from_p)
