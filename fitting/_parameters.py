@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grn._distributions import stratified_normal
+import grn
 
 SCALES = ("log", "linear", "log10")
 
@@ -174,7 +174,7 @@ def lognormal_factors(n_cells: int, log_sd: float, key=None) -> np.ndarray:
     extrinsic log-normal heterogeneity of a parameter around its (fitted) median.
 
     Without ``key`` the ``z_c`` are the standard normal's quantiles ``Phi^-1((c + 1/2) / n)``
-    (stratified sampling, `grn._distributions.stratified_normal`, as
+    (stratified sampling, `grn.stratified_normal`, as
     ``grn.LogNormal.sample(..., stratified=True)``). With a ``key`` they are independent
     ``N(0, 1)`` draws.
     """
@@ -183,7 +183,7 @@ def lognormal_factors(n_cells: int, log_sd: float, key=None) -> np.ndarray:
     if not (isinstance(log_sd, int | float) and math.isfinite(log_sd) and log_sd >= 0):
         raise ValueError(f"log_sd must be a finite number >= 0, got {log_sd!r}")
     if key is None:
-        z = stratified_normal(n_cells)
+        z = grn.stratified_normal(n_cells)
     else:
         z = np.asarray(jax.random.normal(key, (n_cells,)), np.float64)
     return np.exp(log_sd * z)

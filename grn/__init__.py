@@ -2,7 +2,11 @@
 
 from . import models as models
 from ._conformance import run_dsmts as run_dsmts, write_table as write_dsmts_table  # noqa: F401
-from ._distributions import Distribution as Distribution, LogNormal as LogNormal
+from ._distributions import (
+    Distribution as Distribution,
+    LogNormal as LogNormal,
+    stratified_normal as stratified_normal,
+)
 from ._network import Event as Event, Network as Network, Reaction as Reaction
 from ._rate_laws import (
     AbstractRateLaw as AbstractRateLaw,
