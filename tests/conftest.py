@@ -5,12 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import jax
 import numpy as np
 import pytest
 import scipy.stats
 from _data import data_file
 
 import grn
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    Every XLA:CPU executable keeps memory mappings; the whole suite in one process compiles
+    thousands of programs and would exceed the kernel's ``vm.max_map_count`` (65,530), which
+    crashes the compiler with a segmentation fault late in the run.
+    """
+    yield
+    jax.clear_caches()
 
 
 @pytest.fixture(scope="session")
