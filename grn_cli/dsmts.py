@@ -68,13 +68,7 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     """``grn dsmts``: returns the exit status (1 when a case fails)."""
-    cases = args.cases
-    if cases is not None:
-        bad = [c for c in cases if not c.isdigit()]
-        if bad:
-            raise options.UsageError(
-                f"--cases takes case numbers such as 1 or 00001, got {bad[0]!r}"
-            )
+    cases = options.case_numbers(args.cases)
     out = options.output_folder(args.out)
     started = time.perf_counter()
 

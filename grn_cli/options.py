@@ -19,6 +19,14 @@ def output_folder(out: Path) -> Path:
     return out
 
 
+def case_numbers(cases: list[str] | None) -> list[str] | None:
+    """``--cases``: suite case numbers such as 1 or 00001 (None: all cases)."""
+    bad = [c for c in cases or () if not c.isdigit()]
+    if bad:
+        raise UsageError(f"--cases takes case numbers such as 1 or 00001, got {bad[0]!r}")
+    return cases
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -65,13 +65,7 @@ def _suite_dir(given: Path | None) -> Path:
 
 def run(args) -> int:
     """``grn sbml-suite``: returns the exit status (1 when a case is silently wrong)."""
-    cases = args.cases
-    if cases is not None:
-        bad = [c for c in cases if not c.isdigit()]
-        if bad:
-            raise options.UsageError(
-                f"--cases takes case numbers such as 1 or 00001, got {bad[0]!r}"
-            )
+    cases = options.case_numbers(args.cases)
     suite_dir = _suite_dir(args.suite)
     out = options.output_folder(args.out)
     out.mkdir(parents=True, exist_ok=True)
