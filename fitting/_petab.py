@@ -338,6 +338,7 @@ class PetabProblem(Problem):
     model_params: tuple[str, ...] = eqx.field(static=True)
     petab_observables: tuple[tuple, ...] = eqx.field(static=True)
     priors: tuple[tuple, ...] = eqx.field(static=True)
+    simulation_ids: tuple[str, ...] = eqx.field(static=True)  # "sim" or "pre:sim" per pair
     steady_state_time: jax.Array
     steady_state_tol: jax.Array
     conditions: dict  # per condition: parameter and species sources
@@ -500,6 +501,26 @@ class PetabProblem(Problem):
             sigma = jnp.broadcast_to(_evaluate(_parse(noise)[0], lookup), shape)
             groups.append((y, sigma, m["value"][rows]))
         return groups, jnp.all(ok), steady
+
+    @property
+    def least_squares(self) -> bool:
+        """Whether the objective is a sum of squares (`residuals`): normal noise, and normal or
+        uniform priors only."""
+        return all(obs[4] == "normal" for obs in self.petab_observables) and all(
+            p[1] in ("uniform", "normal", "parameterScaleUniform", "parameterScaleNormal")
+            for p in self.priors
+        )
+
+    def row_predictions(self, values):
+        """``(simulated, sigma, ok)``: the observable and noise sd of every measurement row (the
+        tables' order) at natural ``values`` (unnamed: nominal), and whether all simulations
+        succeeded. Row ``i`` belongs to ``simulation_ids[measurements["sim"][i]]``."""
+        groups, ok, steady = self._predictions({**self.nominal, **values})
+        n = self.measurements["value"].shape[0]
+        y, sigma = jnp.full((n,), jnp.nan, self.ts.dtype), jnp.full((n,), jnp.nan, self.ts.dtype)
+        for (y_o, sigma_o, _), rows in zip(groups, self.row_groups):
+            y, sigma = y.at[rows].set(y_o), sigma.at[rows].set(sigma_o)
+        return y, sigma, ok & jnp.all(steady)
 
     def log_likelihood_terms(self, values):
         """``(llh, ok, steady)``: PEtab's log-likelihood at natural ``values`` (every
@@ -979,6 +1000,7 @@ def load_petab(
         model_params=model_params,
         petab_observables=tuple(observables[obs_ids[o]] for o in used),
         priors=tuple(priors),
+        simulation_ids=tuple(sim if pre is None else f"{pre}:{sim}" for pre, sim in pairs),
         steady_state_time=jnp.asarray(steady_state_time, dtype),
         steady_state_tol=jnp.asarray(steady_state_tol, dtype),
         conditions={
