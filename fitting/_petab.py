@@ -13,23 +13,22 @@ through `grn.load_sbml`; `log_likelihood` is PEtab's log-likelihood. Semantics (
 - pre-equilibration integrates the pre-equilibration condition to ``steady_state_time`` and
   checks that the state changed by less than ``steady_state_tol`` (relative, plus the same
   absolute in amount) over its second half; `log_likelihood` raises if not, the loss is infinite;
-- formulas are arithmetic (``+ - * / ^ **``, unary minus, numbers, ``exp ln log log10 log2 sqrt
-  abs pow sin cos tan``) over species, model parameters, compartments, assignment-rule
-  variables, parameter-table ids, ``time`` and the ``observableParameter{n}_{id}`` /
-  ``noiseParameter{n}_{id}`` placeholders of their observable.
+- formulas (`fitting._formula`'s ``PETAB`` grammar, the parser observables share) are
+  arithmetic (``+ - * / ^ **``, unary minus, numbers, ``pi``, ``exponentiale``, ``exp ln log
+  log10 log2 sqrt abs pow sin cos tan``) over species, model parameters, compartments,
+  assignment-rule variables, parameter-table ids, ``time`` and the
+  ``observableParameter{n}_{id}`` / ``noiseParameter{n}_{id}`` placeholders of their
+  observable.
 
 Anything else raises a `ValueError` naming the file, row (the file's line) and column.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
 import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -38,7 +37,7 @@ import numpy as np
 
 import grn
 
-from ._observables import _BINARY
+from ._formula import PETAB, evaluate, parse
 from ._parameters import Parameter, ParameterSpace
 from ._problem import Problem
 
@@ -56,20 +55,6 @@ PRIORS = (
     "parameterScaleLaplace",
 )
 _LOG10 = math.log(10.0)
-_FUNCTIONS = {
-    "exp": (jnp.exp, 1),
-    "ln": (jnp.log, 1),
-    "log": (jnp.log, 1),
-    "log10": (jnp.log10, 1),
-    "log2": (jnp.log2, 1),
-    "sqrt": (jnp.sqrt, 1),
-    "abs": (jnp.abs, 1),
-    "pow": (jnp.power, 2),
-    "sin": (jnp.sin, 1),
-    "cos": (jnp.cos, 1),
-    "tan": (jnp.tan, 1),
-}
-_CONSTANTS = {"pi": math.pi, "exponentiale": math.e}
 # Columns PEtab defines that grn reads, per table; any other column is warned about and ignored.
 _USED = {
     "measurement": {
@@ -116,63 +101,9 @@ def _where(file, row=None, column=None) -> str:
 
 
 # -- formulas -------------------------------------------------------------------------------------
-@functools.cache
-def _parse(text: str) -> tuple[ast.expr, tuple[str, ...]]:
-    """The checked syntax tree of a PEtab/SBML infix formula and its symbols; raises ValueError."""
-    source = text.strip().replace("^", "**")
-    try:
-        tree = ast.parse(source, mode="eval").body
-    except SyntaxError as err:
-        raise ValueError(f"formula {text!r} is not valid: {err.msg}") from None
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            if node.id not in names and node.id not in _FUNCTIONS and node.id not in _CONSTANTS:
-                names.append(node.id)
-        elif isinstance(node, ast.Call):
-            name = node.func.id if isinstance(node.func, ast.Name) else None
-            if name not in _FUNCTIONS:
-                raise ValueError(
-                    f"formula {text!r}: unsupported function {ast.unparse(node.func)!r} "
-                    f"(supported: {sorted(_FUNCTIONS)})"
-                )
-            if len(node.args) != _FUNCTIONS[name][1] or node.keywords:
-                raise ValueError(
-                    f"formula {text!r}: {name}() takes {_FUNCTIONS[name][1]} argument(s)"
-                )
-        elif isinstance(node, ast.BinOp):
-            if type(node.op) not in _BINARY:
-                raise ValueError(f"formula {text!r}: operator {type(node.op).__name__} unsupported")
-        elif isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, ast.USub | ast.UAdd):
-                raise ValueError(f"formula {text!r}: only unary +/- are supported")
-        elif isinstance(node, ast.Constant):
-            if not isinstance(node.value, int | float) or isinstance(node.value, bool):
-                raise ValueError(f"formula {text!r}: constant {node.value!r} is not a number")
-        elif not isinstance(node, ast.Load | ast.operator | ast.unaryop | ast.expr_context):
-            raise ValueError(f"formula {text!r}: {type(node).__name__} is not supported")
-    return tree, tuple(names)
-
-
-def _evaluate(node: ast.expr, lookup) -> Any:
-    if isinstance(node, ast.Constant):
-        return float(node.value)  # pyright: ignore[reportArgumentType]  # _parse admits numbers only
-    if isinstance(node, ast.Name):
-        return _CONSTANTS[node.id] if node.id in _CONSTANTS else lookup(node.id)
-    if isinstance(node, ast.BinOp):
-        left, right = _evaluate(node.left, lookup), _evaluate(node.right, lookup)
-        return _BINARY[type(node.op)](left, right)
-    if isinstance(node, ast.UnaryOp):
-        value = _evaluate(node.operand, lookup)
-        return -value if isinstance(node.op, ast.USub) else value
-    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)  # all _parse admits
-    fn = _FUNCTIONS[node.func.id][0]
-    return fn(*(_evaluate(a, lookup) for a in node.args))
-
-
 def _symbols(text: str, where: str) -> tuple[str, ...]:
     try:
-        return _parse(text)[1]
+        return parse(text, PETAB)[1]
     except ValueError as err:
         raise PetabError(f"{where}: {err}") from None
 
@@ -217,7 +148,7 @@ class _Model:
         self.network = network
         for name in self.initial:
             try:
-                _parse(self.initial[name])
+                parse(self.initial[name], PETAB)
             except ValueError as err:
                 if name in network.params or name in self.species:
                     raise PetabError(
@@ -369,8 +300,10 @@ class PetabProblem(Problem):
         model, out = self.model, dict(params)
         for name in self.model_params:
             if name in model.initial and name in model.parameters:
-                tree, _ = _parse(model.initial[name])
-                value = _evaluate(tree, lambda n: params[n] if n in params else model.sizes[n])
+                tree, _ = parse(model.initial[name], PETAB)
+                value = evaluate(
+                    tree, lambda n: params[n] if n in params else model.sizes[n], PETAB
+                )
                 out[name] = jnp.asarray(value, params[name].dtype)
         return out
 
@@ -382,7 +315,7 @@ class PetabProblem(Problem):
         def symbol(name):  # the SBML symbol's value at t = 0 (a concentration unless amounts)
             if name not in cache:
                 if name in model.species:
-                    value = _evaluate(_parse(model.initial[name])[0], symbol)
+                    value = evaluate(parse(model.initial[name], PETAB)[0], symbol, PETAB)
                     j = model.species.index(name)
                     if self.conditions["x_any"][j]:
                         table = jnp.where(
@@ -497,8 +430,8 @@ class PetabProblem(Problem):
                 return vec[self.parameter_ids.index(name)]
 
             shape = rows.shape
-            y = jnp.broadcast_to(_evaluate(_parse(formula)[0], lookup), shape)
-            sigma = jnp.broadcast_to(_evaluate(_parse(noise)[0], lookup), shape)
+            y = jnp.broadcast_to(evaluate(parse(formula, PETAB)[0], lookup, PETAB), shape)
+            sigma = jnp.broadcast_to(evaluate(parse(noise, PETAB)[0], lookup, PETAB), shape)
             groups.append((y, sigma, m["value"][rows]))
         return groups, jnp.all(ok), steady
 
@@ -921,9 +854,9 @@ def load_petab(
                         f"positive"
                     )
             if n_noise == 0:
-                tree, names = _parse(noise)
+                tree, names = parse(noise, PETAB)
                 if not names:
-                    sigma = float(_evaluate(tree, lambda n: None))
+                    sigma = float(evaluate(tree, lambda n: None, PETAB))
                     if not sigma > 0:
                         raise PetabError(
                             f"{obs_file[oid]}, observable {oid!r}, column 'noiseFormula': the "
