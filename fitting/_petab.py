@@ -20,6 +20,9 @@ through `grn.load_sbml`; `log_likelihood` is PEtab's log-likelihood. Semantics (
   ``observableParameter{n}_{id}`` / ``noiseParameter{n}_{id}`` placeholders of their
   observable.
 
+- with ``grn.LNA`` or ``grn.CLE`` (``load_petab(..., solver=)``) the formulas see the
+  ensemble-mean state (the LNA's mean; the mean over the CLE's cells).
+
 Anything else raises a `ValueError` naming the file, row (the file's line) and column.
 """
 
@@ -338,57 +341,68 @@ class PetabProblem(Problem):
 
     # -- evaluation ---------------------------------------------------------------------------
     def simulate(self, values, ts=None, key=None):
-        """``(solution, params, ok, steady)``: the solutions of every simulation (pre-equilibrated
-        where asked), stacked; the model parameters per condition; whether every simulation
-        succeeded; whether each pre-equilibration reached a steady state."""
+        """``(states, params, ok, steady)``: the state (amounts; a stochastic solver's mean over
+        its ``n_cells`` cells) of every simulation (pre-equilibrated where asked) at ``ts``,
+        (simulations, times, species); the model parameters per condition; whether every
+        simulation succeeded; whether each pre-equilibration reached a steady state."""
         ts = self.ts if ts is None else ts
+        key = self.key if key is None else key
         vec = self._vector(values)
         params = self._condition_params(vec)
         c, sims = self.conditions, self.simulations
         x0 = jax.vmap(lambda p, i, v, s: self._x0(vec, p, i, v, s))(
             params, c["x_index"], c["x_const"], c["x_set"]
         )
+        stochastic = self.solver.stochastic
 
-        def run(p, x, times):
-            return grn.simulate(
+        def run(p, x, times, cell_key):
+            sol = grn.simulate(
                 self.network,
                 ts=times,
+                key=cell_key if stochastic else None,
                 solver=self.solver,
+                n_cells=self.n_cells if stochastic else None,
                 params={k: v for k, v in p.items() if k in self.network.params},
                 x0=x,
                 throw=False,
             )
+            succeeded = jnp.all(sol.result == grn.RESULTS.successful)
+            return jnp.mean(sol.ys, axis=0), succeeded  # the ensemble mean (one cell: itself)
 
         def take(tree, index):
             return jax.tree.map(lambda v: v[index], tree)
 
         start = take(x0, sims["sim"])
         n = sims["sim"].shape[0]
+        keys = jax.random.split(key, n)
         steady, ok = jnp.ones((n,), bool), jnp.ones((n,), bool)
         if sims["pre"] is not None:
             pre = sims["pre"]
             t_end = self.steady_state_time
             times = jnp.stack([jnp.zeros_like(t_end), 0.5 * t_end, t_end]).astype(ts.dtype)
-            sol = jax.vmap(lambda p, x: run(p, x, times))(take(params, pre), take(x0, pre))
-            mid, end = sol.ys[:, 0, 1], sol.ys[:, 0, 2]
+            ys, succeeded = jax.vmap(lambda p, x, k: run(p, x, times, k))(
+                take(params, pre), take(x0, pre), keys
+            )
+            mid, end = ys[:, 1], ys[:, 2]
             tol = self.steady_state_tol
             with_pre = sims["pre_mask"]
             converged = jnp.all(jnp.abs(end - mid) <= tol * (1.0 + jnp.abs(end)), axis=-1)
             steady = converged | ~with_pre
-            ok = (sol.result == grn.RESULTS.successful) | ~with_pre
+            ok = succeeded | ~with_pre
             reset = c["x_set"][sims["sim"]]  # species the simulation condition re-initialises
             start = {
                 s: jnp.where(with_pre & ~reset[:, j], end[:, j], start[s])
                 for j, s in enumerate(self.model.species)
             }
-        sol = jax.vmap(lambda p, x: run(p, x, ts))(take(params, sims["sim"]), start)
-        ok = ok & (sol.result == grn.RESULTS.successful)
-        return sol, params, ok, steady
+        ys, succeeded = jax.vmap(lambda p, x, k: run(p, x, ts, k))(
+            take(params, sims["sim"]), start, keys
+        )
+        return ys, params, ok & succeeded, steady
 
     def _predictions(self, values):
         """Per observable: (simulated, noise, measured) on the rows of the measurement table,
         with whether all simulations succeeded and each pre-equilibration's convergence."""
-        sol, params, ok, steady = self.simulate(values)
+        states, params, ok, steady = self.simulate(values)
         vec = self._vector(values)
         model, m = self.model, self.measurements
         groups = []
@@ -396,7 +410,7 @@ class PetabProblem(Problem):
             self.petab_observables, self.row_groups
         ):
             sim = m["sim"][rows]
-            x = sol.ys[sim, 0, m["t"][rows]]
+            x = states[sim, m["t"][rows]]
             row_params = {k: v[self.simulations["sim"][sim]] for k, v in params.items()}
             extra = {"time": self.ts[m["t"][rows]]}
             for kind, label, count in (
@@ -602,6 +616,8 @@ def load_petab(
     *,
     steady_state_time: float = 1e6,
     steady_state_tol: float = 1e-6,
+    n_cells: int = 1000,
+    key=None,
 ) -> PetabProblem:
     """A PEtab v1 problem (its YAML file) as a `fitting.Problem` (a `PetabProblem`).
 
@@ -611,14 +627,26 @@ def load_petab(
     ``linear``, with the table's bounds, nominal values as ``init``), the others frozen at
     their nominal values. See the module documentation for the semantics; anything unsupported
     raises `PetabError` (a ValueError) naming the file, row and column.
+
+    Stochastic fitting: with ``solver=grn.LNA(...)`` the observables are evaluated on the LNA's
+    mean (the reaction-rate equations: the ODE's llh); with ``solver=grn.CLE(dt)`` on the mean
+    state of ``n_cells`` cells simulated from ``key`` (common random numbers: the loss is a
+    deterministic, pathwise-differentiable function of the parameters). Observables are
+    formulas of the ensemble-mean state, not ensemble means of formulas; species amounts are
+    taken as molecule counts (the noise of the CLE scales with them). The CLE cannot
+    pre-equilibrate (no exact steady state).
     """
     yaml_path = Path(path)
     files = _read_yaml(yaml_path)
     solver = default_petab_solver() if solver is None else solver
     if not isinstance(solver, grn.AbstractSolver):
         raise TypeError(f"solver must be a grn solver, got {solver!r}")
-    if not isinstance(solver, grn.ODE):
-        raise ValueError(f"load_petab simulates with grn.ODE for now, got {type(solver).__name__}")
+    if not isinstance(solver, grn.ODE | grn.LNA | grn.CLE):
+        raise ValueError(
+            f"load_petab simulates with grn.ODE, grn.LNA or grn.CLE, got {type(solver).__name__}"
+        )
+    if not isinstance(n_cells, int) or isinstance(n_cells, bool) or n_cells < 1:
+        raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}")
     sbml_path = files["sbml_files"][0]
     network = grn.load_sbml(sbml_path)
     model = _Model(sbml_path, network)
@@ -889,6 +917,12 @@ def load_petab(
     pairs = sorted({(r[1], r[2]) for r in records}, key=lambda p: (p[0] or "", p[1]))
     pair_index = {p: i for i, p in enumerate(pairs)}
     has_pre = any(p[0] is not None for p in pairs)
+    if has_pre and solver.stochastic:
+        raise PetabError(
+            f"{_where(files['measurement_files'][0], column='preequilibrationConditionId')}: "
+            f"pre-equilibration needs a steady state, which a {type(solver).__name__} ensemble "
+            f"mean does not reach exactly: use grn.ODE or grn.LNA"
+        )
     ts = np.unique(np.concatenate([[0.0], [r[3] for r in records]])).astype(dtype)
     obs_ids = tuple(observables)
     width_o = max(1, max(o[5] for o in observables.values()))
@@ -916,14 +950,14 @@ def load_petab(
         observables=(),
         observable_ids=tuple(obs_ids[o] for o in used),
         condition_ids=cond_ids,
-        n_cells=1,
+        n_cells=n_cells if solver.stochastic else 1,
         snapshot_loss="energy",
         has_schedules=False,
         snapshot_weight=jnp.ones((), dtype),
         ts=jnp.asarray(ts),
         x0=None,
         cell_params=None,
-        key=jax.random.key(0),
+        key=jax.random.key(0) if key is None else key,
         schedule_times=jnp.zeros((0,), dtype),
         schedule_table=jnp.zeros((0, 0), dtype),
         rows={},

@@ -49,7 +49,10 @@ def add_arguments(parser) -> None:
         help="lm (Levenberg-Marquardt; default for normal noise), bfgs (default otherwise), adam",
     )
     group.add_argument(
-        "--solver", choices=SOLVERS, help="simulation method (default ode: stiff Kvaerno5)"
+        "--solver",
+        choices=SOLVERS,
+        help="ode (default: stiff Kvaerno5), lna or cle (observables of the ensemble mean; cle: "
+        "1000 cells, common random numbers)",
     )
     group.add_argument(
         "--dt",
@@ -86,14 +89,16 @@ def _settings(args) -> dict:
 
 
 def _solver(settings):
+    """The ODE and the LNA with `fitting.default_petab_solver`'s method and tolerances."""
     import fitting
     import grn
 
-    return {
-        "ode": fitting.default_petab_solver,
-        "lna": grn.LNA,
-        "cle": lambda: grn.CLE(dt=settings["dt"]),
-    }[settings["solver"]]()
+    ode = fitting.default_petab_solver()
+    if settings["solver"] == "ode":
+        return ode
+    if settings["solver"] == "lna":
+        return grn.LNA(method=ode.method, rtol=ode.rtol, atol=ode.atol, max_steps=ode.max_steps)
+    return grn.CLE(dt=settings["dt"])
 
 
 def _optimizer(name: str, problem):
