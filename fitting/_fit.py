@@ -343,7 +343,10 @@ def fit(
     n_starts: int = 1,
     starts: Mapping | None = None,
     steps: int = 1000,
-    optimizer: optax.GradientTransformation | optx.AbstractLeastSquaresSolver | None = None,
+    optimizer: optax.GradientTransformation
+    | optx.AbstractLeastSquaresSolver
+    | optx.AbstractMinimiser
+    | None = None,
     patience: int | None = None,
     rtol: float = 1e-4,
     progress: bool = True,

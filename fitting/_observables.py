@@ -3,91 +3,24 @@
 An observable is an arithmetic expression over species names (``"X"``, ``"S / (S + 20)"``,
 ``"2 * A + B"``) reduced over cells to a statistic: the ensemble mean, variance or standard
 deviation, or the fraction of cells whose value exceeds a threshold. Expressions are parsed with
-Python's `ast` and restricted to numbers, species names, ``+ - * / **``, unary minus and the
-functions ``exp, log, sqrt, abs, tanh``; nothing is evaluated with ``eval``.
+`fitting._formula` (the parser PEtab formulas share) and restricted to numbers, species names,
+``+ - * / **``, unary minus and the functions ``exp, log, sqrt, abs, tanh``; nothing is evaluated
+with ``eval``.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ._formula import OBSERVABLE, evaluate, parse
+
 STATISTICS = ("mean", "var", "std", "fraction")
 """``mean``/``var``/``std`` of the expression over cells; ``fraction`` of cells above threshold."""
-
-_FUNCTIONS = {"exp": jnp.exp, "log": jnp.log, "sqrt": jnp.sqrt, "abs": jnp.abs, "tanh": jnp.tanh}
-_BINARY = {
-    ast.Add: jnp.add,
-    ast.Sub: jnp.subtract,
-    ast.Mult: jnp.multiply,
-    ast.Div: jnp.divide,
-    ast.Pow: jnp.power,
-}
-
-
-@functools.cache
-def _parse(expression: str) -> tuple[ast.expr, tuple[str, ...]]:
-    """The checked syntax tree of ``expression`` and the names it uses, in order of appearance."""
-    try:
-        tree = ast.parse(expression.strip(), mode="eval").body
-    except SyntaxError as err:
-        raise ValueError(f"observable expression {expression!r} is not valid: {err.msg}") from None
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            if node.id not in names and node.id not in _FUNCTIONS:
-                names.append(node.id)
-        elif isinstance(node, ast.Call):
-            if not (isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS):
-                raise ValueError(
-                    f"observable expression {expression!r}: only the functions "
-                    f"{sorted(_FUNCTIONS)} may be called"
-                )
-            if len(node.args) != 1 or node.keywords:
-                raise ValueError(
-                    f"observable expression {expression!r}: {node.func.id}() takes one argument"
-                )
-        elif isinstance(node, ast.BinOp):
-            if type(node.op) not in _BINARY:
-                raise ValueError(
-                    f"observable expression {expression!r}: operator "
-                    f"{type(node.op).__name__} is not allowed (use + - * / **)"
-                )
-        elif isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, ast.USub | ast.UAdd):
-                raise ValueError(f"observable expression {expression!r}: only unary +/- allowed")
-        elif isinstance(node, ast.Constant):
-            if not isinstance(node.value, int | float) or isinstance(node.value, bool):
-                raise ValueError(
-                    f"observable expression {expression!r}: constant {node.value!r} is not a number"
-                )
-        elif not isinstance(node, ast.Load | ast.operator | ast.unaryop):
-            raise ValueError(
-                f"observable expression {expression!r}: {type(node).__name__} is not allowed; "
-                f"write arithmetic over species names and numbers"
-            )
-    return tree, tuple(names)
-
-
-def _evaluate(node: ast.expr, values) -> Any:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return values[node.id]
-    if isinstance(node, ast.BinOp):
-        return _BINARY[type(node.op)](_evaluate(node.left, values), _evaluate(node.right, values))
-    if isinstance(node, ast.UnaryOp):
-        value = _evaluate(node.operand, values)
-        return -value if isinstance(node.op, ast.USub) else value
-    # _parse admits only one-argument calls of _FUNCTIONS here
-    return _FUNCTIONS[node.func.id](_evaluate(node.args[0], values))  # pyright: ignore[reportAttributeAccessIssue]
 
 
 class Observable(eqx.Module):
@@ -128,7 +61,7 @@ class Observable(eqx.Module):
     ):
         if not isinstance(expression, str) or not expression.strip():
             raise TypeError(f"an observable expression must be a non-empty string: {expression!r}")
-        _parse(expression)
+        parse(expression, OBSERVABLE)
         if statistic not in STATISTICS:
             raise ValueError(f"observable statistic must be one of {STATISTICS}, got {statistic!r}")
         if statistic == "fraction":
@@ -157,7 +90,7 @@ class Observable(eqx.Module):
     @property
     def names(self) -> tuple[str, ...]:
         """The species names the expression uses."""
-        return _parse(self.expression)[1]
+        return parse(self.expression, OBSERVABLE)[1]
 
     @property
     def nuisance(self) -> tuple[str, ...]:
@@ -175,9 +108,10 @@ class Observable(eqx.Module):
 
     def values(self, ys, species: Sequence[str]):
         """The expression at every state: ``ys[..., species]`` -> ``ys.shape[:-1]``."""
-        tree, names = _parse(self.expression)
+        tree, names = parse(self.expression, OBSERVABLE)
         columns = {name: ys[..., species.index(name)] for name in names}
-        return jnp.broadcast_to(jnp.asarray(_evaluate(tree, columns), ys.dtype), ys.shape[:-1])
+        value = evaluate(tree, columns.__getitem__, OBSERVABLE)
+        return jnp.broadcast_to(jnp.asarray(value, ys.dtype), ys.shape[:-1])
 
     def _indicator(self, f, hard: bool):
         z = (f - self.threshold) if self.above else (self.threshold - f)

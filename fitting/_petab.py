@@ -13,23 +13,25 @@ through `grn.load_sbml`; `log_likelihood` is PEtab's log-likelihood. Semantics (
 - pre-equilibration integrates the pre-equilibration condition to ``steady_state_time`` and
   checks that the state changed by less than ``steady_state_tol`` (relative, plus the same
   absolute in amount) over its second half; `log_likelihood` raises if not, the loss is infinite;
-- formulas are arithmetic (``+ - * / ^ **``, unary minus, numbers, ``exp ln log log10 log2 sqrt
-  abs pow sin cos tan``) over species, model parameters, compartments, assignment-rule
-  variables, parameter-table ids, ``time`` and the ``observableParameter{n}_{id}`` /
-  ``noiseParameter{n}_{id}`` placeholders of their observable.
+- formulas (`fitting._formula`'s ``PETAB`` grammar, the parser observables share) are
+  arithmetic (``+ - * / ^ **``, unary minus, numbers, ``pi``, ``exponentiale``, ``exp ln log
+  log10 log2 sqrt abs pow sin cos tan``) over species, model parameters, compartments,
+  assignment-rule variables, parameter-table ids, ``time`` and the
+  ``observableParameter{n}_{id}`` / ``noiseParameter{n}_{id}`` placeholders of their
+  observable.
+
+- with ``grn.LNA`` or ``grn.CLE`` (``load_petab(..., solver=)``) the formulas see the
+  ensemble-mean state (the LNA's mean; the mean over the CLE's cells).
 
 Anything else raises a `ValueError` naming the file, row (the file's line) and column.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
 import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -38,7 +40,7 @@ import numpy as np
 
 import grn
 
-from ._observables import _BINARY
+from ._formula import PETAB, evaluate, parse
 from ._parameters import Parameter, ParameterSpace
 from ._problem import Problem
 
@@ -56,20 +58,6 @@ PRIORS = (
     "parameterScaleLaplace",
 )
 _LOG10 = math.log(10.0)
-_FUNCTIONS = {
-    "exp": (jnp.exp, 1),
-    "ln": (jnp.log, 1),
-    "log": (jnp.log, 1),
-    "log10": (jnp.log10, 1),
-    "log2": (jnp.log2, 1),
-    "sqrt": (jnp.sqrt, 1),
-    "abs": (jnp.abs, 1),
-    "pow": (jnp.power, 2),
-    "sin": (jnp.sin, 1),
-    "cos": (jnp.cos, 1),
-    "tan": (jnp.tan, 1),
-}
-_CONSTANTS = {"pi": math.pi, "exponentiale": math.e}
 # Columns PEtab defines that grn reads, per table; any other column is warned about and ignored.
 _USED = {
     "measurement": {
@@ -116,63 +104,9 @@ def _where(file, row=None, column=None) -> str:
 
 
 # -- formulas -------------------------------------------------------------------------------------
-@functools.cache
-def _parse(text: str) -> tuple[ast.expr, tuple[str, ...]]:
-    """The checked syntax tree of a PEtab/SBML infix formula and its symbols; raises ValueError."""
-    source = text.strip().replace("^", "**")
-    try:
-        tree = ast.parse(source, mode="eval").body
-    except SyntaxError as err:
-        raise ValueError(f"formula {text!r} is not valid: {err.msg}") from None
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            if node.id not in names and node.id not in _FUNCTIONS and node.id not in _CONSTANTS:
-                names.append(node.id)
-        elif isinstance(node, ast.Call):
-            name = node.func.id if isinstance(node.func, ast.Name) else None
-            if name not in _FUNCTIONS:
-                raise ValueError(
-                    f"formula {text!r}: unsupported function {ast.unparse(node.func)!r} "
-                    f"(supported: {sorted(_FUNCTIONS)})"
-                )
-            if len(node.args) != _FUNCTIONS[name][1] or node.keywords:
-                raise ValueError(
-                    f"formula {text!r}: {name}() takes {_FUNCTIONS[name][1]} argument(s)"
-                )
-        elif isinstance(node, ast.BinOp):
-            if type(node.op) not in _BINARY:
-                raise ValueError(f"formula {text!r}: operator {type(node.op).__name__} unsupported")
-        elif isinstance(node, ast.UnaryOp):
-            if not isinstance(node.op, ast.USub | ast.UAdd):
-                raise ValueError(f"formula {text!r}: only unary +/- are supported")
-        elif isinstance(node, ast.Constant):
-            if not isinstance(node.value, int | float) or isinstance(node.value, bool):
-                raise ValueError(f"formula {text!r}: constant {node.value!r} is not a number")
-        elif not isinstance(node, ast.Load | ast.operator | ast.unaryop | ast.expr_context):
-            raise ValueError(f"formula {text!r}: {type(node).__name__} is not supported")
-    return tree, tuple(names)
-
-
-def _evaluate(node: ast.expr, lookup) -> Any:
-    if isinstance(node, ast.Constant):
-        return float(node.value)  # pyright: ignore[reportArgumentType]  # _parse admits numbers only
-    if isinstance(node, ast.Name):
-        return _CONSTANTS[node.id] if node.id in _CONSTANTS else lookup(node.id)
-    if isinstance(node, ast.BinOp):
-        left, right = _evaluate(node.left, lookup), _evaluate(node.right, lookup)
-        return _BINARY[type(node.op)](left, right)
-    if isinstance(node, ast.UnaryOp):
-        value = _evaluate(node.operand, lookup)
-        return -value if isinstance(node.op, ast.USub) else value
-    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)  # all _parse admits
-    fn = _FUNCTIONS[node.func.id][0]
-    return fn(*(_evaluate(a, lookup) for a in node.args))
-
-
 def _symbols(text: str, where: str) -> tuple[str, ...]:
     try:
-        return _parse(text)[1]
+        return parse(text, PETAB)[1]
     except ValueError as err:
         raise PetabError(f"{where}: {err}") from None
 
@@ -217,7 +151,7 @@ class _Model:
         self.network = network
         for name in self.initial:
             try:
-                _parse(self.initial[name])
+                parse(self.initial[name], PETAB)
             except ValueError as err:
                 if name in network.params or name in self.species:
                     raise PetabError(
@@ -338,6 +272,7 @@ class PetabProblem(Problem):
     model_params: tuple[str, ...] = eqx.field(static=True)
     petab_observables: tuple[tuple, ...] = eqx.field(static=True)
     priors: tuple[tuple, ...] = eqx.field(static=True)
+    simulation_ids: tuple[str, ...] = eqx.field(static=True)  # "sim" or "pre:sim" per pair
     steady_state_time: jax.Array
     steady_state_tol: jax.Array
     conditions: dict  # per condition: parameter and species sources
@@ -368,8 +303,10 @@ class PetabProblem(Problem):
         model, out = self.model, dict(params)
         for name in self.model_params:
             if name in model.initial and name in model.parameters:
-                tree, _ = _parse(model.initial[name])
-                value = _evaluate(tree, lambda n: params[n] if n in params else model.sizes[n])
+                tree, _ = parse(model.initial[name], PETAB)
+                value = evaluate(
+                    tree, lambda n: params[n] if n in params else model.sizes[n], PETAB
+                )
                 out[name] = jnp.asarray(value, params[name].dtype)
         return out
 
@@ -381,7 +318,7 @@ class PetabProblem(Problem):
         def symbol(name):  # the SBML symbol's value at t = 0 (a concentration unless amounts)
             if name not in cache:
                 if name in model.species:
-                    value = _evaluate(_parse(model.initial[name])[0], symbol)
+                    value = evaluate(parse(model.initial[name], PETAB)[0], symbol, PETAB)
                     j = model.species.index(name)
                     if self.conditions["x_any"][j]:
                         table = jnp.where(
@@ -404,57 +341,68 @@ class PetabProblem(Problem):
 
     # -- evaluation ---------------------------------------------------------------------------
     def simulate(self, values, ts=None, key=None):
-        """``(solution, params, ok, steady)``: the solutions of every simulation (pre-equilibrated
-        where asked), stacked; the model parameters per condition; whether every simulation
-        succeeded; whether each pre-equilibration reached a steady state."""
+        """``(states, params, ok, steady)``: the state (amounts; a stochastic solver's mean over
+        its ``n_cells`` cells) of every simulation (pre-equilibrated where asked) at ``ts``,
+        (simulations, times, species); the model parameters per condition; whether every
+        simulation succeeded; whether each pre-equilibration reached a steady state."""
         ts = self.ts if ts is None else ts
+        key = self.key if key is None else key
         vec = self._vector(values)
         params = self._condition_params(vec)
         c, sims = self.conditions, self.simulations
         x0 = jax.vmap(lambda p, i, v, s: self._x0(vec, p, i, v, s))(
             params, c["x_index"], c["x_const"], c["x_set"]
         )
+        stochastic = self.solver.stochastic
 
-        def run(p, x, times):
-            return grn.simulate(
+        def run(p, x, times, cell_key):
+            sol = grn.simulate(
                 self.network,
                 ts=times,
+                key=cell_key if stochastic else None,
                 solver=self.solver,
+                n_cells=self.n_cells if stochastic else None,
                 params={k: v for k, v in p.items() if k in self.network.params},
                 x0=x,
                 throw=False,
             )
+            succeeded = jnp.all(sol.result == grn.RESULTS.successful)
+            return jnp.mean(sol.ys, axis=0), succeeded  # the ensemble mean (one cell: itself)
 
         def take(tree, index):
             return jax.tree.map(lambda v: v[index], tree)
 
         start = take(x0, sims["sim"])
         n = sims["sim"].shape[0]
+        keys = jax.random.split(key, n)
         steady, ok = jnp.ones((n,), bool), jnp.ones((n,), bool)
         if sims["pre"] is not None:
             pre = sims["pre"]
             t_end = self.steady_state_time
             times = jnp.stack([jnp.zeros_like(t_end), 0.5 * t_end, t_end]).astype(ts.dtype)
-            sol = jax.vmap(lambda p, x: run(p, x, times))(take(params, pre), take(x0, pre))
-            mid, end = sol.ys[:, 0, 1], sol.ys[:, 0, 2]
+            ys, succeeded = jax.vmap(lambda p, x, k: run(p, x, times, k))(
+                take(params, pre), take(x0, pre), keys
+            )
+            mid, end = ys[:, 1], ys[:, 2]
             tol = self.steady_state_tol
             with_pre = sims["pre_mask"]
             converged = jnp.all(jnp.abs(end - mid) <= tol * (1.0 + jnp.abs(end)), axis=-1)
             steady = converged | ~with_pre
-            ok = (sol.result == grn.RESULTS.successful) | ~with_pre
+            ok = succeeded | ~with_pre
             reset = c["x_set"][sims["sim"]]  # species the simulation condition re-initialises
             start = {
                 s: jnp.where(with_pre & ~reset[:, j], end[:, j], start[s])
                 for j, s in enumerate(self.model.species)
             }
-        sol = jax.vmap(lambda p, x: run(p, x, ts))(take(params, sims["sim"]), start)
-        ok = ok & (sol.result == grn.RESULTS.successful)
-        return sol, params, ok, steady
+        ys, succeeded = jax.vmap(lambda p, x, k: run(p, x, ts, k))(
+            take(params, sims["sim"]), start, keys
+        )
+        return ys, params, ok & succeeded, steady
 
     def _predictions(self, values):
         """Per observable: (simulated, noise, measured) on the rows of the measurement table,
         with whether all simulations succeeded and each pre-equilibration's convergence."""
-        sol, params, ok, steady = self.simulate(values)
+        states, params, ok, steady = self.simulate(values)
         vec = self._vector(values)
         model, m = self.model, self.measurements
         groups = []
@@ -462,7 +410,7 @@ class PetabProblem(Problem):
             self.petab_observables, self.row_groups
         ):
             sim = m["sim"][rows]
-            x = sol.ys[sim, 0, m["t"][rows]]
+            x = states[sim, m["t"][rows]]
             row_params = {k: v[self.simulations["sim"][sim]] for k, v in params.items()}
             extra = {"time": self.ts[m["t"][rows]]}
             for kind, label, count in (
@@ -496,10 +444,30 @@ class PetabProblem(Problem):
                 return vec[self.parameter_ids.index(name)]
 
             shape = rows.shape
-            y = jnp.broadcast_to(_evaluate(_parse(formula)[0], lookup), shape)
-            sigma = jnp.broadcast_to(_evaluate(_parse(noise)[0], lookup), shape)
+            y = jnp.broadcast_to(evaluate(parse(formula, PETAB)[0], lookup, PETAB), shape)
+            sigma = jnp.broadcast_to(evaluate(parse(noise, PETAB)[0], lookup, PETAB), shape)
             groups.append((y, sigma, m["value"][rows]))
         return groups, jnp.all(ok), steady
+
+    @property
+    def least_squares(self) -> bool:
+        """Whether the objective is a sum of squares (`residuals`): normal noise, and normal or
+        uniform priors only."""
+        return all(obs[4] == "normal" for obs in self.petab_observables) and all(
+            p[1] in ("uniform", "normal", "parameterScaleUniform", "parameterScaleNormal")
+            for p in self.priors
+        )
+
+    def row_predictions(self, values):
+        """``(simulated, sigma, ok)``: the observable and noise sd of every measurement row (the
+        tables' order) at natural ``values`` (unnamed: nominal), and whether all simulations
+        succeeded. Row ``i`` belongs to ``simulation_ids[measurements["sim"][i]]``."""
+        groups, ok, steady = self._predictions({**self.nominal, **values})
+        n = self.measurements["value"].shape[0]
+        y, sigma = jnp.full((n,), jnp.nan, self.ts.dtype), jnp.full((n,), jnp.nan, self.ts.dtype)
+        for (y_o, sigma_o, _), rows in zip(groups, self.row_groups):
+            y, sigma = y.at[rows].set(y_o), sigma.at[rows].set(sigma_o)
+        return y, sigma, ok & jnp.all(steady)
 
     def log_likelihood_terms(self, values):
         """``(llh, ok, steady)``: PEtab's log-likelihood at natural ``values`` (every
@@ -648,6 +616,8 @@ def load_petab(
     *,
     steady_state_time: float = 1e6,
     steady_state_tol: float = 1e-6,
+    n_cells: int = 1000,
+    key=None,
 ) -> PetabProblem:
     """A PEtab v1 problem (its YAML file) as a `fitting.Problem` (a `PetabProblem`).
 
@@ -657,14 +627,26 @@ def load_petab(
     ``linear``, with the table's bounds, nominal values as ``init``), the others frozen at
     their nominal values. See the module documentation for the semantics; anything unsupported
     raises `PetabError` (a ValueError) naming the file, row and column.
+
+    Stochastic fitting: with ``solver=grn.LNA(...)`` the observables are evaluated on the LNA's
+    mean (the reaction-rate equations: the ODE's llh); with ``solver=grn.CLE(dt)`` on the mean
+    state of ``n_cells`` cells simulated from ``key`` (common random numbers: the loss is a
+    deterministic, pathwise-differentiable function of the parameters). Observables are
+    formulas of the ensemble-mean state, not ensemble means of formulas; species amounts are
+    taken as molecule counts (the noise of the CLE scales with them). The CLE cannot
+    pre-equilibrate (no exact steady state).
     """
     yaml_path = Path(path)
     files = _read_yaml(yaml_path)
     solver = default_petab_solver() if solver is None else solver
     if not isinstance(solver, grn.AbstractSolver):
         raise TypeError(f"solver must be a grn solver, got {solver!r}")
-    if not isinstance(solver, grn.ODE):
-        raise ValueError(f"load_petab simulates with grn.ODE for now, got {type(solver).__name__}")
+    if not isinstance(solver, grn.ODE | grn.LNA | grn.CLE):
+        raise ValueError(
+            f"load_petab simulates with grn.ODE, grn.LNA or grn.CLE, got {type(solver).__name__}"
+        )
+    if not isinstance(n_cells, int) or isinstance(n_cells, bool) or n_cells < 1:
+        raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}")
     sbml_path = files["sbml_files"][0]
     network = grn.load_sbml(sbml_path)
     model = _Model(sbml_path, network)
@@ -900,9 +882,9 @@ def load_petab(
                         f"positive"
                     )
             if n_noise == 0:
-                tree, names = _parse(noise)
+                tree, names = parse(noise, PETAB)
                 if not names:
-                    sigma = float(_evaluate(tree, lambda n: None))
+                    sigma = float(evaluate(tree, lambda n: None, PETAB))
                     if not sigma > 0:
                         raise PetabError(
                             f"{obs_file[oid]}, observable {oid!r}, column 'noiseFormula': the "
@@ -935,6 +917,12 @@ def load_petab(
     pairs = sorted({(r[1], r[2]) for r in records}, key=lambda p: (p[0] or "", p[1]))
     pair_index = {p: i for i, p in enumerate(pairs)}
     has_pre = any(p[0] is not None for p in pairs)
+    if has_pre and solver.stochastic:
+        raise PetabError(
+            f"{_where(files['measurement_files'][0], column='preequilibrationConditionId')}: "
+            f"pre-equilibration needs a steady state, which a {type(solver).__name__} ensemble "
+            f"mean does not reach exactly: use grn.ODE or grn.LNA"
+        )
     ts = np.unique(np.concatenate([[0.0], [r[3] for r in records]])).astype(dtype)
     obs_ids = tuple(observables)
     width_o = max(1, max(o[5] for o in observables.values()))
@@ -962,14 +950,14 @@ def load_petab(
         observables=(),
         observable_ids=tuple(obs_ids[o] for o in used),
         condition_ids=cond_ids,
-        n_cells=1,
+        n_cells=n_cells if solver.stochastic else 1,
         snapshot_loss="energy",
         has_schedules=False,
         snapshot_weight=jnp.ones((), dtype),
         ts=jnp.asarray(ts),
         x0=None,
         cell_params=None,
-        key=jax.random.key(0),
+        key=jax.random.key(0) if key is None else key,
         schedule_times=jnp.zeros((0,), dtype),
         schedule_table=jnp.zeros((0, 0), dtype),
         rows={},
@@ -979,6 +967,7 @@ def load_petab(
         model_params=model_params,
         petab_observables=tuple(observables[obs_ids[o]] for o in used),
         priors=tuple(priors),
+        simulation_ids=tuple(sim if pre is None else f"{pre}:{sim}" for pre, sim in pairs),
         steady_state_time=jnp.asarray(steady_state_time, dtype),
         steady_state_tol=jnp.asarray(steady_state_tol, dtype),
         conditions={

@@ -1,4 +1,5 @@
-"""``grn fit CONFIG.toml --out DIR [--resume]``: fit a network to data from a TOML config."""
+"""``grn fit CONFIG.toml --out DIR [--resume]``: fit a network to data from a TOML config;
+``grn fit PROBLEM.yaml ...`` fits a PEtab problem (`grn_cli.petab`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import config as checks, options, provenance
+from . import config as checks, options, petab, provenance
 from .config import ConfigError, fail
 
 FIT_KEYS = {
@@ -47,14 +48,21 @@ def add_parser(commands) -> None:
     """Register ``grn fit`` on the ``grn`` sub-parsers."""
     parser = commands.add_parser(
         "fit",
-        help="fit a network's parameters to measurements (TOML config)",
+        help="fit a network's parameters to measurements (TOML config or PEtab problem)",
         description=(
             "Fit the free parameters of a network to a PEtab-style measurement table, as set out "
-            "in CONFIG.toml (see the README's 'Fitting' section). Writes fit.json, history.csv, "
-            "fit.png, history.png and checkpoint.npz into the output folder."
+            "in CONFIG.toml (see the README's 'Fitting' section), or fit a PEtab v1 problem "
+            "(PROBLEM.yaml: float64, starts drawn log-uniformly within its bounds). Writes "
+            "fit.json, history.csv, fit.png, history.png and checkpoint.npz into the output "
+            "folder."
         ),
     )
-    parser.add_argument("config", type=Path, metavar="CONFIG.toml", help="the fit's config file")
+    parser.add_argument(
+        "config",
+        type=Path,
+        metavar="CONFIG.toml|PROBLEM.yaml",
+        help="the fit's config file, or a PEtab problem's YAML file",
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("grn-fit"), metavar="DIR", help="output folder"
     )
@@ -62,6 +70,7 @@ def add_parser(commands) -> None:
         "--resume", action="store_true", help="continue from DIR/checkpoint.npz if present"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    petab.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -220,11 +229,14 @@ def _observables(config):
 
 
 def run(args) -> int:
-    """``grn fit``: returns the exit status."""
+    """``grn fit``: returns the exit status (a .yaml/.yml file is a PEtab problem)."""
     import contextlib
 
     import jax
 
+    if Path(args.config).suffix.lower() in (".yaml", ".yml"):
+        return petab.run(args)
+    petab.reject_petab_options(args)
     config = load_config(args.config)
     with jax.enable_x64(True) if config["fit"]["float64"] else contextlib.nullcontext():
         return _run(args, config)
@@ -232,7 +244,6 @@ def run(args) -> int:
 
 def _run(args, config) -> int:
     import jax
-    import numpy as np
 
     import fitting
 
@@ -287,12 +298,7 @@ def _run(args, config) -> int:
         "history_plot": out / "history.png",
         "checkpoint": checkpoint,
     }
-    n_starts = result.start_loss.shape[0]
-    with open(files["history"], "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["step", *[f"loss_start{i}" for i in range(n_starts)], "best"])
-        for step, row in enumerate(result.history):
-            writer.writerow([step, *[repr(float(v)) for v in row], repr(float(np.min(row)))])
+    write_history(result, files["history"])
     plot_fit(problem, measurements, result, files["plot"])
     plot_history(result, files["history_plot"])
     report = {
@@ -331,3 +337,15 @@ def _run(args, config) -> int:
         print("grn: error: every start failed (infinite loss)", file=sys.stderr)
         return 1
     return 0
+
+
+def write_history(result, path: Path) -> None:
+    """``history.csv``: the loss of every start before each step, and the best of them."""
+    import numpy as np
+
+    n_starts = result.start_loss.shape[0]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["step", *[f"loss_start{i}" for i in range(n_starts)], "best"])
+        for step, row in enumerate(result.history):
+            writer.writerow([step, *[repr(float(v)) for v in row], repr(float(np.min(row)))])

@@ -207,6 +207,55 @@ def plot_fit(problem, measurements, result, path):
     fig.savefig(path, dpi=110)
 
 
+def plot_petab_fit(problem, result, path):
+    """A PEtab fit (`fitting.PetabProblem`): measurements (points, error bars: the fitted noise
+    sd) against the best start's simulated observable at the measurement times (line), one
+    panel per (observable, simulation condition); log axes for log-transformed observables."""
+    import equinox as eqx
+    import jax.numpy as jnp
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    values = {k: jnp.asarray(v) for k, v in result.params.items()}
+    y, sigma, _ = eqx.filter_jit(type(problem).row_predictions)(problem, values)
+    y, sigma = np.asarray(y, np.float64), np.asarray(sigma, np.float64)
+    m = problem.measurements
+    sim, data = np.asarray(m["sim"]), np.asarray(m["value"], np.float64)
+    t = np.asarray(problem.ts, np.float64)[np.asarray(m["t"])]
+    obs = problem.observable_ids
+    conds = problem.simulation_ids
+    panels = [
+        (i, j, rows[sim[rows] == j])
+        for i, rows in enumerate(np.asarray(r) for r in problem.row_groups)
+        for j in range(len(conds))
+    ]
+    panels = [p for p in panels if p[2].size]
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(4.0 * ncols + 1, 2.8 * nrows + 0.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (i, j, rows) in zip(axes, panels):
+        order = rows[np.argsort(t[rows], kind="stable")]
+        transform = problem.petab_observables[i][3]
+        ax.errorbar(
+            t[order], data[order], None if transform != "lin" else sigma[order],
+            fmt="o", color="k", ms=4, capsize=2, label="data",
+        )  # fmt: skip
+        ax.plot(t[order], y[order], color="C0", lw=2, marker=".", label="fitted model")
+        if transform != "lin":
+            ax.set_yscale("log")
+        ax.set_title(f"{obs[i]} — {conds[j]}", fontsize="medium")
+        ax.set_xlabel("time")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"PEtab fit: negative log-posterior {result.loss:.6g}")
+    fig.savefig(path, dpi=110)
+
+
 def plot_history(result, path):
     """Loss against step, one line per start (shifted to be positive, log scale)."""
     import numpy as np
