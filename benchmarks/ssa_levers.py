@@ -16,8 +16,9 @@ Variants:
 * ``two_level``: reaction selection by two-level partial sums (`two_level_select`) for every
   network size (the library uses it above ``UNROLL_MAX`` reactions).
 * ``flat``: the flat selection (prefix sums of all weights, one count) for every size.
-* ``barrier``: the propensity array behind an ``optimization_barrier``, so XLA computes it once
-  in a kernel of its own rather than fusing the laws into each of its consumers.
+* ``barrier`` / ``no_barrier``: the propensity array behind an ``optimization_barrier`` (XLA
+  computes it once rather than fusing the laws into each of its consumers) at every network size
+  / at none (the library: from `grn._solvers._ssa.BARRIER_MIN` reactions on).
 * ``stack_all``: the propensities stacked into an array by one ``stack`` of all R laws rather
   than `grn._network.STACK_CHUNK` at a time.
 
@@ -40,7 +41,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from _machine import loadavg  # noqa: E402
 from ssa_throughput import MODELS, N_TIMES, grn_network  # noqa: E402
 
-VARIANTS = ("base", "prop2", "two_level", "flat", "stack_all", "barrier")
+VARIANTS = ("base", "prop2", "two_level", "flat", "stack_all", "barrier", "no_barrier")
 
 
 def _compiled(net, ts, n_cells: int, variant: str):
@@ -51,9 +52,9 @@ def _compiled(net, ts, n_cells: int, variant: str):
     import grn
     from grn import _network
     from grn._schedule import no_schedule
-    from grn._solvers import _events
+    from grn._solvers import _events, _ssa
 
-    saved = (_events.TWO_LEVEL_MIN, type(net).propensities, _network.STACK_CHUNK)
+    saved = (_events.TWO_LEVEL_MIN, type(net).propensities, _network.STACK_CHUNK, _ssa.BARRIER_MIN)
     if variant == "prop2":
         original = type(net).propensities
 
@@ -62,11 +63,8 @@ def _compiled(net, ts, n_cells: int, variant: str):
             return 0.5 * (original(self, x, p, u) + original(self, other, p, u))
 
         type(net).propensities = twice
-    elif variant == "barrier":
-        original = type(net).propensities
-        type(net).propensities = lambda self, x, p, u: jax.lax.optimization_barrier(
-            original(self, x, p, u)
-        )
+    elif variant in ("barrier", "no_barrier"):
+        _ssa.BARRIER_MIN = 1 if variant == "barrier" else 10**9
     elif variant in ("two_level", "flat"):
         _events.TWO_LEVEL_MIN = 1 if variant == "two_level" else 10**9
     elif variant == "stack_all":
@@ -85,7 +83,9 @@ def _compiled(net, ts, n_cells: int, variant: str):
         keys = jax.random.split(jax.random.key(0), n_cells)
         fn = fn.lower(keys).compile()
     finally:
-        _events.TWO_LEVEL_MIN, type(net).propensities, _network.STACK_CHUNK = saved
+        _events.TWO_LEVEL_MIN, type(net).propensities, _network.STACK_CHUNK, _ssa.BARRIER_MIN = (
+            saved
+        )
     return fn, keys
 
 
