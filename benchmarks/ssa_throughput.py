@@ -330,6 +330,9 @@ JAX_PEERS = {
     "crn_jax": "explog",
     "stochastix": "explog",
 }
+JAX_PEER_MAX_REACTIONS = {"stochastix": 100}
+"""Larger networks are skipped for these peers (listed in the JSON's ``skipped``): stochastix
+took 30 s per call at 100 reactions and 100 cells, and its cost per event grows with R."""
 MELANOMA_CELLS, MELANOMA_HOURS = 64, 48.0
 
 
@@ -656,6 +659,17 @@ def main(argv: list[str] | None = None) -> int:
                     if rep == 0:
                         ys[v] = np.load(ys_path)
                 for v in args.jax_peers:
+                    if len(spec.reactions) > JAX_PEER_MAX_REACTIONS.get(v, len(spec.reactions)):
+                        if rep == 0:
+                            doc["skipped"].append(
+                                {
+                                    "model": name,
+                                    "cells": n,
+                                    "code": v,
+                                    "reason": f"above {JAX_PEER_MAX_REACTIONS[v]} reactions",
+                                }
+                            )
+                        continue
                     ys_path = tmp / f"{name}_{n}_{v}.npy"
                     job = {"model": name, "cells": n, "seed": seed, "hill": JAX_PEERS[v]}
                     job.update(code=v, ys_path=str(ys_path))
