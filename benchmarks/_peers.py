@@ -41,6 +41,13 @@ class ReactionSpec:
     rate_param: str | None = None
 
     @property
+    def rate_name(self) -> str:
+        """The mass-action rate parameter of a reaction without a grn callable."""
+        if self.rate_param is None:
+            raise ValueError(f"reaction {self.name!r} has neither grn_propensity nor rate_param")
+        return self.rate_param
+
+    @property
     def equation(self) -> str:
         """grn reaction string, e.g. ``"m1 -> m1 + p1"`` or ``"-> U"``."""
 
@@ -205,3 +212,145 @@ class GillesPy2TauLeap:
     def run(self, n_traj: int, seed: int, tau_tol: float = 0.03):
         """Run ``n_traj`` trajectories at ``tau_tol``; returns (ys, wall s, CPU s)."""
         return timed_run(self.model, self.solver, self.spec.species, n_traj, seed, tau_tol=tau_tol)
+
+
+# ------------------------------------------------------------------- JAX peers (bench extra)
+
+
+def spec_rate_functions(spec: ModelSpec) -> list[Callable[[Any], Any]]:
+    """Each reaction's propensity as a function of a name -> count mapping: the spec's grn
+    callable (parameters bound), or mass action ``k prod_s C(x_s, c_s)`` at ``rate_param``."""
+    params = dict(spec.params)
+
+    def mass_action(r: ReactionSpec):
+        def rate(x):
+            a = params[r.rate_name]
+            for s, c in r.reactants.items():
+                for i in range(c):  # falling factorial / c!: the binomial coefficient
+                    a = a * (x[s] - i) / (i + 1)
+            return a
+
+        return rate
+
+    return [
+        (lambda x, f=r.grn_propensity: f(x, params, {}))
+        if r.grn_propensity is not None
+        else mass_action(r)
+        for r in spec.reactions
+    ]
+
+
+def _stoichiometry(spec: ModelSpec) -> np.ndarray:
+    """(reactions, species) net change per reaction, in ``spec.species`` order."""
+    nu = np.zeros((len(spec.reactions), len(spec.species)), np.int64)
+    for j, r in enumerate(spec.reactions):
+        for side, sign in ((r.reactants, -1), (r.products, 1)):
+            for s, c in side.items():
+                nu[j, spec.species.index(s)] += sign * c
+    return nu
+
+
+def crn_jax_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("crn-jax")
+    except Exception:
+        return None
+
+
+def stochastix_version() -> str | None:
+    try:
+        import stochastix
+
+        return stochastix.__version__
+    except ImportError:
+        return None
+
+
+def crn_jax_simulator(spec: ModelSpec, ts: np.ndarray):
+    """crn-jax's batch SSA for ``spec`` on the uniform grid ``ts``: ``run(keys) -> ys``.
+
+    crn-jax (``crn_jax.models._common.make_vmap_simulator``, the engine behind its
+    ``sample_trajectories``): a jitted ``vmap`` over cells of a ``scan`` over output intervals, each
+    a ``while_loop`` of direct-method steps (two ``jax.random`` draws per event, reaction by
+    ``jax.random.choice``), float32 counts; propensities are the spec's functions, stoichiometry
+    through its ``make_apply_reaction``. ``ys``: (cells, len(ts), species), ``ts[0]`` is x0.
+    """
+    import jax.numpy as jnp
+    from crn_jax.models._common import make_apply_reaction, make_vmap_simulator
+
+    dts = np.diff(ts)
+    if not np.allclose(dts, dts[0]) or ts[0] != 0:
+        raise ValueError("crn-jax steps a uniform grid from t = 0")
+    fns = spec_rate_functions(spec)
+    names = list(spec.species)
+
+    def propensities(state, _u):
+        x = {s: state.x[i] for i, s in enumerate(names)}
+        return jnp.stack([jnp.asarray(f(x), jnp.float32) for f in fns])
+
+    apply = make_apply_reaction(tuple(map(tuple, _stoichiometry(spec).tolist())))
+    sim = make_vmap_simulator(len(ts) - 1, propensities, apply)
+    x0 = jnp.asarray([spec.x0.get(s, 0) for s in names], jnp.float32)
+
+    def run(keys):
+        x0s = jnp.broadcast_to(x0, (keys.shape[0], x0.shape[0]))
+        xs = sim(keys, x0s, float(dts[0])).x
+        return jnp.concatenate([x0s[:, None, :], xs], axis=1)
+
+    return run
+
+
+def stochastix_simulator(spec: ModelSpec):
+    """stochastix's exact SSA for ``spec``: ``run(keys) -> final counts`` (cells, 1, species).
+
+    ``stochastix.faststochsimsolve`` (its ``while_loop`` path; ``stochsimsolve`` records every
+    event up to ``max_steps``) with ``DirectMethod``, ``jax.vmap``-ed over cells and jitted. It
+    returns the initial and final states only, so only the state at ``t_end`` is compared. Each
+    reaction's kinetics is a small `AbstractKinetics` around the spec's propensity function (the
+    same formulas as every other code).
+    """
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import stochastix as stx
+    from stochastix.kinetics import AbstractKinetics
+
+    order = tuple(sorted(spec.species))  # stochastix orders its species by name
+
+    class SpecKinetics(AbstractKinetics):
+        fn: Callable = eqx.field(static=True)
+        _requires_species: tuple[str, ...] = eqx.field(static=True)
+
+        def propensity_fn(self, x, reactants, t=None, volume=1.0):
+            return self.fn({s: x[i] for i, s in enumerate(order)})
+
+        def ode_rate_fn(self, x, reactants, t=None, volume=1.0):
+            return self.propensity_fn(x, reactants, t, volume)
+
+    net = stx.ReactionNetwork(
+        [
+            stx.Reaction(r.equation, SpecKinetics(fn=f, _requires_species=order), r.name)
+            for r, f in zip(spec.reactions, spec_rate_functions(spec))
+        ]
+    )
+    if tuple(net.species) != order:
+        raise RuntimeError(f"stochastix species {net.species} differ from {order}")
+    x0 = jnp.asarray([spec.x0.get(s, 0) for s in order], jnp.float32)
+    back = [order.index(s) for s in spec.species]
+
+    def one(key):
+        res = stx.faststochsimsolve(
+            key,
+            net,
+            x0,
+            T=spec.t_end,
+            max_steps=10**8,
+            solver=stx.DirectMethod(),
+            save_propensities=False,
+        )
+        return res.x[-1][jnp.asarray(back)]
+
+    batched = jax.jit(jax.vmap(one))
+    return lambda keys: batched(keys)[:, None, :]

@@ -1,8 +1,11 @@
-"""Exact-SSA throughput: grn (JAX, float32) vs GillesPy2's compiled C++ ``SSACSolver``.
+"""Exact-SSA throughput: grn (JAX, float32) vs GillesPy2's compiled C++ ``SSACSolver`` and the
+JAX peers crn-jax and stochastix.
 
-Both codes simulate the same models, with the same propensity formulas, the same number of
-trajectories ("cells") and 101 output times, in the same process. Compile time is excluded
-from the throughput and reported separately:
+Models: the toggle switch (4 reactions), the repressilator with reporters (24) and random
+gene-regulatory networks of 20, 100 and 500 reactions (``_random_grn.py``, seed 0), so the table
+shows how each code's cost per event grows with network size. All codes simulate the same
+models, with the same propensity formulas, the same number of trajectories ("cells") and 101
+output times. Compile time is excluded from the throughput and reported separately:
 
 * grn: the first ``grn.simulate`` call (trace + XLA compile + run) and a second call with a
   different key are timed; the second is the measurement. ``compile_s`` is the first call's
@@ -36,7 +39,11 @@ Usage (from the repository root)::
     python benchmarks/ssa_throughput.py --cells 1000 --models toggle
     python benchmarks/ssa_throughput.py --baseline 4017392 --repeats 3   # before/after
 
-Requires the ``bench`` extra (``gillespy2``, ``scons``) and ``g++``.
+JAX peers (``--jax-peers``, default both): crn-jax and stochastix, each in a fresh process on one
+host device, timed like grn (first call compiles, the second is measured), credited with grn's
+event count; stochastix returns the final state only (see ``method.jax_peers`` in the JSON).
+
+Requires the ``bench`` extra (``gillespy2``, ``scons``, ``crn-jax``, ``stochastix``) and ``g++``.
 """
 
 from __future__ import annotations
@@ -57,9 +64,14 @@ from _peers import (
     GillesPy2SSA,
     ModelSpec,
     ReactionSpec,
+    crn_jax_simulator,
+    crn_jax_version,
     ensure_scons_on_path,
     gillespy2_version as _gillespy2_version,
+    stochastix_simulator,
+    stochastix_version,
 )
+from _random_grn import random_grn_spec
 
 N_TIMES = 101
 # Extra peer: GillesPy2's SSA executable rebuilt with optimisation (its own build uses none).
@@ -71,6 +83,9 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ssa_throughput.json
 # and, at the grn speed measured when this was written, ~15+ min for grn's two calls.
 # Override with --max-cells MODEL=N.
 DEFAULT_MAX_CELLS = {"toggle": 10_000, "repressilator": 1_000}
+RANDOM_SIZES = (20, 100, 500)
+"""Reactions in the random gene-regulatory networks (`_random_grn.py`, seed 0)."""
+DEFAULT_MAX_CELLS.update({f"random_grn_{r}": 1_000 for r in RANDOM_SIZES})
 
 
 # ------------------------------------------------------------------------------- models
@@ -150,7 +165,15 @@ def repressilator_spec(hill: str = "pow") -> ModelSpec:
     )
 
 
-MODELS = {"toggle": toggle_spec, "repressilator": repressilator_spec}
+def _random_model(n_reactions: int):
+    return lambda hill="pow": random_grn_spec(n_reactions, seed=0, hill=hill)
+
+
+MODELS = {
+    "toggle": toggle_spec,
+    "repressilator": repressilator_spec,
+    **{f"random_grn_{r}": _random_model(r) for r in RANDOM_SIZES},
+}
 
 
 # ----------------------------------------------------------------------------- grn side
@@ -179,7 +202,7 @@ def grn_network(spec: ModelSpec):
     reactions = [
         grn.Reaction(
             r.equation,
-            r.grn_propensity if r.grn_propensity is not None else grn.mass_action(r.rate_param),
+            r.grn_propensity if r.grn_propensity is not None else grn.mass_action(r.rate_name),
         )
         for r in spec.reactions
     ]
@@ -199,9 +222,9 @@ def run_grn(net, ts, n_cells: int, seed: int) -> dict:
 
     compile_events: list[float] = []
 
-    def listener(event: str, duration_s: float, **_) -> None:
+    def listener(event: str, duration_secs: float, **_) -> None:
         if event in _JAX_COMPILE_EVENTS:
-            compile_events.append(duration_s)
+            compile_events.append(duration_secs)
 
     def once(key_seed: int):
         c0, t0 = time.process_time(), time.perf_counter()
@@ -240,18 +263,21 @@ def run_grn(net, ts, n_cells: int, seed: int) -> dict:
 
 
 def _sample_check(ys_a: np.ndarray, ys_b: np.ndarray, species: list[str]) -> dict:
-    """Per-species mean (over cells) of each cell's time-averaged count, with a z-score.
+    """Per-species mean (over cells) of each cell's time-averaged count, with a z-score; of
+    the final counts where ``ys_a`` holds the final state only (stochastix).
 
     Both samples come from the same Markov chain if the models match, so |z| should be a
     few at most; a wrong propensity typically gives |z| >> 10 at 1e3+ cells.
     """
+    final = ys_a.shape[1] == 1
     a = ys_a.astype(np.float64).mean(axis=1)  # (cells, species)
-    b = ys_b.astype(np.float64).mean(axis=1)
+    b = ys_b[:, -1:].astype(np.float64).mean(axis=1) if final else ys_b.astype(float).mean(1)
     ma, mb = a.mean(0), b.mean(0)
     se = np.sqrt(a.var(0, ddof=1) / len(a) + b.var(0, ddof=1) / len(b))
     z = np.where(se > 0, (ma - mb) / np.where(se > 0, se, 1.0), 0.0)
     return {
-        "statistic": "mean over cells of the per-cell time-averaged count",
+        "statistic": "mean over cells of the "
+        + ("final count" if final else "per-cell time-averaged count"),
         "species": list(species),
         "grn": [round(float(v), 4) for v in ma],
         "gillespy2": [round(float(v), 4) for v in mb],
@@ -273,6 +299,8 @@ def machine_info() -> dict:
     return {
         **_machine_info(),
         "gillespy2_version": _gillespy2_version(),
+        "crn_jax_version": crn_jax_version(),
+        "stochastix_version": stochastix_version(),
         "numpy_version": np.__version__,
         "gxx": _gxx_version(),
     }
@@ -297,6 +325,14 @@ GRN_VARIANTS = {
     "grn_explog_2dev": (2, "explog", "repo"),
     "grn_baseline": (1, "pow", "baseline"),
 }
+JAX_PEERS = {
+    # name: Hill form given to the peer (the same callables as grn's; see `_peers.py`)
+    "crn_jax": "explog",
+    "stochastix": "explog",
+}
+JAX_PEER_MAX_REACTIONS = {"stochastix": 100}
+"""Larger networks are skipped for these peers (listed in the JSON's ``skipped``): stochastix
+took 30 s per call at 100 reactions and 100 cells, and its cost per event grows with R."""
 MELANOMA_CELLS, MELANOMA_HOURS = 64, 48.0
 
 
@@ -329,6 +365,24 @@ def _worker(job: dict) -> None:
         sol, wall, cpu = once(job["seed"] + 1)
         events = int(np.asarray(sol.n_events, np.int64).sum())
         out = {"first_call_s": first, "wall_s": wall, "cpu_s": cpu, "total_events": events}
+    elif job.get("code", "grn") != "grn":
+        spec = MODELS[job["model"]](hill=job["hill"])
+        ts = np.linspace(0.0, spec.t_end, N_TIMES)
+        if job["code"] == "crn_jax":
+            run = crn_jax_simulator(spec, ts)
+        else:
+            run = stochastix_simulator(spec)
+
+        def timed(seed):
+            keys = jax.random.split(jax.random.key(seed), job["cells"])
+            c0, t0 = time.process_time(), time.perf_counter()
+            ys = np.asarray(jax.block_until_ready(run(keys)))
+            return ys, time.perf_counter() - t0, time.process_time() - c0
+
+        _, first, _ = timed(job["seed"])
+        ys, wall, cpu = timed(job["seed"] + 1)
+        np.save(job["ys_path"], ys)
+        out = {"first_call_s": first, "wall_s": wall, "cpu_s": cpu, "dtype": str(ys.dtype)}
     else:
         spec = MODELS[job["model"]](hill=job["hill"])
         ts = np.linspace(0.0, spec.t_end, N_TIMES)
@@ -373,8 +427,9 @@ def _run_variant(job: dict, devices: int, src: Path) -> dict:
 
 
 def print_table(results: dict) -> None:
-    names = ["gillespy2", "gillespy2_O3", *GRN_VARIANTS]
-    hdr = f"{'model':<14}{'cells':>7}{'ev/cell':>9}  " + "".join(f"{n:>17}" for n in names)
+    names = ["gillespy2", "gillespy2_O3", *GRN_VARIANTS, *JAX_PEERS]
+    names = [n for n in names if any(n in r for rows in results.values() for r in rows.values())]
+    hdr = f"{'model':<18}{'cells':>7}{'ev/cell':>9}  " + "".join(f"{n:>17}" for n in names)
     print("events/s (median over repeats), ratio to GillesPy2 stock in brackets")
     print(hdr)
     print("-" * len(hdr))
@@ -389,7 +444,7 @@ def print_table(results: dict) -> None:
                     if v is None
                     else f"{v['events_per_s'] / 1e6:8.2f}M ({v['events_per_s'] / ref:4.1f}x)"
                 )
-            print(f"{model:<14}{cells:>7}{r['mean_events_per_cell']:9.0f}  " + "".join(cols))
+            print(f"{model:<18}{cells:>7}{r['mean_events_per_cell']:9.0f}  " + "".join(cols))
 
 
 # --------------------------------------------------------------------------------- main
@@ -421,7 +476,7 @@ def _summary(runs: list[dict], total_events: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument(
         "--cells",
@@ -451,6 +506,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="GITREF",
         default=None,
         help="also time grn as of this git commit (variant grn_baseline): before/after",
+    )
+    ap.add_argument(
+        "--jax-peers",
+        nargs="*",
+        choices=list(JAX_PEERS),
+        default=list(JAX_PEERS),
+        help="JAX peers to time (the bench extra's crn-jax and stochastix); none: no JAX peer",
     )
     ap.add_argument("--repeats", type=int, default=1, help="interleaved repeats (median kept)")
     ap.add_argument("--no-melanoma", action="store_true", help="skip the melanoma cell-days run")
@@ -525,6 +587,13 @@ def main(argv: list[str] | None = None) -> int:
             "sharded over 2 host devices (XLA_FLAGS=--xla_force_host_platform_device_count=2, "
             "one per core); grn_explog* = Hill terms written exp(n log(x/K)), the same function "
             "(XLA CPU calls scalar libm powf for **); grn_baseline = grn as of --baseline",
+            "jax_peers": "crn_jax = crn-jax's make_vmap_simulator (jit(vmap) of a scan over the "
+            "100 output intervals, each a while_loop of direct-method steps), float32; "
+            "stochastix = jit(vmap(stochastix.faststochsimsolve)) with DirectMethod, final "
+            "state only (its trajectory-saving path stores every event), float32. Each runs "
+            "in a fresh process on 1 host device, first call compiles, the second (another "
+            "key) is timed; both get the same propensity callables as grn (Hill terms as "
+            "exp(n log(x/K))), credited with grn's event count like GillesPy2",
             "propensities": "identical formulas: Hill terms as grn callables and GillesPy2 custom "
             "propensity strings; linear terms as grn.mass_action and GillesPy2 'k*X' strings",
             "gillespy2_build": "GillesPy2's own SCons build (CXXFLAGS=-std=c++14, no -O flag, "
@@ -575,7 +644,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{name}] {n} cells: skipped (max {max_cells[name]})", flush=True)
                 continue
             seed = args.seed + 1000 * mi + 10 * ci
-            runs: dict[str, list[dict]] = {v: [] for v in [*variants, "gillespy2", "gillespy2_O3"]}
+            peers = ["gillespy2", "gillespy2_O3", *args.jax_peers]
+            runs: dict[str, list[dict]] = {v: [] for v in [*variants, *peers]}
             ys: dict[str, np.ndarray] = {}
             for rep in range(args.repeats):
                 for v in variants:
@@ -585,6 +655,26 @@ def main(argv: list[str] | None = None) -> int:
                     job["ys_path"] = str(ys_path)
                     print(f"[{name}] {n} cells, repeat {rep}: {v} ...", end="", flush=True)
                     runs[v].append(_run_variant(job, devices, sources[src]))
+                    print(f" {runs[v][-1]['wall_s']:.2f}s", flush=True)
+                    if rep == 0:
+                        ys[v] = np.load(ys_path)
+                for v in args.jax_peers:
+                    if len(spec.reactions) > JAX_PEER_MAX_REACTIONS.get(v, len(spec.reactions)):
+                        if rep == 0:
+                            doc["skipped"].append(
+                                {
+                                    "model": name,
+                                    "cells": n,
+                                    "code": v,
+                                    "reason": f"above {JAX_PEER_MAX_REACTIONS[v]} reactions",
+                                }
+                            )
+                        continue
+                    ys_path = tmp / f"{name}_{n}_{v}.npy"
+                    job = {"model": name, "cells": n, "seed": seed, "hill": JAX_PEERS[v]}
+                    job.update(code=v, ys_path=str(ys_path))
+                    print(f"[{name}] {n} cells, repeat {rep}: {v} ...", end="", flush=True)
+                    runs[v].append(_run_variant(job, 1, repo_src))
                     print(f" {runs[v][-1]['wall_s']:.2f}s", flush=True)
                     if rep == 0:
                         ys[v] = np.load(ys_path)

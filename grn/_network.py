@@ -13,6 +13,11 @@ import numpy as np
 from ._distributions import Distribution, check_cell_params, equilibrate_hours
 from ._rate_laws import AbstractRateLaw, _as_law
 
+STACK_CHUNK = 8
+"""Rate laws are stacked into an array this many at a time: XLA's CPU backend fuses a
+concatenate of a few operands with the operands' computations, but not one of many, where each
+law becomes a kernel of its own (one per reaction and step); see benchmarks/ssa_profile.md."""
+
 _TERM = re.compile(r"^\s*(?:(\d+)\s*\*?\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*$")
 _EMPTY = {"", "0", "∅", "None", "none"}
 
@@ -430,7 +435,11 @@ class Network(eqx.Module):
         return xs, params, us
 
     def _stack(self, values, dtype):
-        return jnp.stack([jnp.asarray(v, dtype=dtype) for v in values])
+        values = [jnp.asarray(v, dtype=dtype) for v in values]
+        n = STACK_CHUNK
+        if len(values) <= n:
+            return jnp.stack(values)
+        return jnp.concatenate([jnp.stack(values[i : i + n]) for i in range(0, len(values), n)])
 
     def propensities(self, x, params, u):
         """Stochastic propensities ``a(x, p, u)``, shape (reactions,)."""

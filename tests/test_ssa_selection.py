@@ -1,6 +1,6 @@
 """Reaction selection of the exact SSA: the defining inequality, on both code paths (prefix sums
-unrolled for few reactions, ``cumsum`` for many), and a many-reaction network against its exact
-law. About 15 s of CPU time."""
+unrolled for few reactions, two-level partial sums for many), and a many-reaction network
+against its exact law. About 15 s of CPU time."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_select_reaction_satisfies_the_defining_inequality(n):
 
 
 def test_many_reaction_network_matches_its_poisson_law(stats):
-    """60 immigration-death pairs (120 reactions, the ``cumsum`` path): from 0, each count is
+    """60 immigration-death pairs (120 reactions, the two-level path): from 0, each count is
     exactly Poisson with mean ``k_i (1 - exp(-d t)) / d``."""
     n_species, d = 60, 1.0
     k = np.linspace(0.5, 6.0, n_species)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -195,9 +197,29 @@ def _count(flags):
     return jnp.sum(flags, dtype=jnp.int32)
 
 
+TWO_LEVEL_MIN = UNROLL_MAX + 1
+"""Networks with at least this many reactions select by two-level partial sums
+(`_two_level_sums`); see benchmarks/ssa_profile.md."""
+
+
+def _two_level_sums(weights):
+    """``(blocks, sums, ends)``: the weights in ``nb`` blocks of ``b = ceil(sqrt(R))`` (zeros
+    padded at the end), each block's prefix sums of its block sums (inclusive, ``ends``) and the
+    block sums. O(R) adds and O(sqrt R) prefix sums, where a ``cumsum`` of all R weights is a
+    ``reduce_window`` of width R on the CPU (O(R^2))."""
+    n = weights.shape[0]
+    b = math.isqrt(n - 1) + 1
+    nb = -(-n // b)
+    blocks = jnp.pad(weights, (0, nb * b - n)).reshape(nb, b)
+    sums = jnp.sum(blocks, axis=1)
+    return blocks, sums, jnp.cumsum(sums)
+
+
 def weight_sum(weights):
     """``W = sum w``, computed as the last prefix sum of `select_reaction` so the two agree (and
     XLA computes them once)."""
+    if weights.shape[0] >= TWO_LEVEL_MIN:
+        return _two_level_sums(weights)[2][-1]
     return _prefix_sums(weights)[-1]
 
 
@@ -216,7 +238,19 @@ def select_reaction(weights, r):
 
     ``j`` counts the prefix sums ``<= r W``. ``r W`` can round up to ``W``; the count is then
     capped at the first index whose prefix sum reaches ``W``, a reaction with a positive weight.
+    From `TWO_LEVEL_MIN` reactions on, the same two steps pick a block of ``ceil(sqrt(R))``
+    weights by the prefix sums of the block sums, then the reaction within it by the block's
+    own prefix sums started at the sum of the blocks before it (a prefix sum of the block that
+    rounds past the block's end selects its last positive weight).
     """
+    if weights.shape[0] >= TWO_LEVEL_MIN:
+        blocks, sums, ends = _two_level_sums(weights)
+        target = r * ends[-1]
+        block = jnp.minimum(_count(ends[:-1] <= target), _count(ends[:-1] < ends[-1]))
+        start = jnp.where(block > 0, ends[jnp.maximum(block - 1, 0)], 0.0)
+        inner = start + jnp.cumsum(blocks[block])
+        j = jnp.minimum(_count(inner[:-1] <= target), _count(inner[:-1] < inner[-1]))
+        return block * blocks.shape[1] + j
     sums = _prefix_sums(weights)
     total = sums[-1]
     target = r * total

@@ -11,6 +11,11 @@ from ._base import AbstractSolver, CellPath
 from ._events import any_true, select_reaction, weight_sum
 from ._stepping import Stepper
 
+BARRIER_MIN = 33
+"""From this many reactions the propensity array is computed once per step behind an
+``optimization_barrier`` rather than fused by XLA into each of its consumers (-22 % CPU per
+event at 100 reactions, +9 % at 24; benchmarks/ssa_profile.md)."""
+
 
 class SSA(AbstractSolver):
     r"""Gillespie's direct method (Gillespie 1977, J. Phys. Chem. 81:2340), exact.
@@ -77,6 +82,8 @@ class SSA(AbstractSolver):
             at = core.begin(s)
             xf = at.x.astype(dtype)
             a = network.propensities(xf, at.p, at.u)
+            if a.shape[0] >= BARRIER_MIN:
+                a = jax.lax.optimization_barrier(a)
             a0 = weight_sum(a)
             # With the likelihood on, the path is sampled from propensities held constant.
             a_s = jax.lax.stop_gradient(a) if self.likelihood else a
