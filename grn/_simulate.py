@@ -94,7 +94,8 @@ def simulate(
       schedule's first breakpoint), from ``x0`` up to ``ts[0]``, with its own parameters and a
       key of its own; the protocol then starts from that state (``log_weight`` from ``ts[0]``).
       Defaults to the network's ``equilibrate_h`` when the run starts from the network's ``x0``,
-      and to 0 when ``x0`` is given.
+      and to 0 when ``x0`` is given. ``n_events`` and a path ``log_likelihood`` include the
+      pre-run; a failure there is the cell's result code.
     - ``schedule``: a `grn.Schedule` of the network's inputs (unscheduled inputs are 0).
     - ``batch_size``: cells simulated at once (bounds memory); ``progress`` shows a bar over
       batches. With several devices the cells are sharded across them, also across processes
