@@ -89,7 +89,7 @@ PARAMS: dict[str, float] = {
     # 3-6 antioxidant and ROS
     "kA0": 10.0,
     "kA1": 90.0,
-    "KEA": 100.0,
+    "KEA": 50.0,
     "kA2": 30.0,
     "KRA": 400.0,
     "nRA": 2.0,
@@ -194,11 +194,12 @@ and W2; W1 turns over in ~18 days)."""
 # (CLE(dt=0.01), each cell with its own kM1 from the network's distribution) after the network's
 # 20-day pre-equilibration, over 50-150 h (tests/test_melanoma.py checks that it does not drift).
 # It seeds the pre-equilibration (`EQUILIBRATE_DAYS`), which takes each cell to its own untreated
-# state; ``X0["S"] / 2`` is the default SOX10-low threshold.
+# state; ``X0["S"] / 2`` is the default SOX10-low threshold. A and R: the shift of the median
+# cell's ODE steady state when KEA went 100 -> 50 (issue 19).
 X0 = {
     "E": 7,
-    "A": 135,
-    "R": 13,
+    "A": 148,
+    "R": 12,
     "Nn": 8,
     "Im": 2,
     "I": 113,
