@@ -17,7 +17,7 @@ from . import _distributions as _dist
 from ._network import Network
 from ._schedule import Schedule, no_schedule
 from ._solution import RESULTS, Solution
-from ._solvers import ODE, SSA, AbstractSolver, CellPath
+from ._solvers import CLE, ODE, SSA, AbstractSolver, CellPath
 from ._streaming import EnsembleMoments, Moments, chunk_stats, combine, to_result
 
 TRACE_COUNT = {"ensemble": 0}
@@ -363,6 +363,13 @@ def _equilibration(network, solver, ts, hours, dtype):
     untreated = no_schedule(network.inputs, dtype)
     pre_ts = jnp.stack([ts[0] - hours, ts[0]])
     t0 = _concrete(ts)
+    if isinstance(solver, CLE):
+        # Its loop may be sized for the protocol already (callers that bind once and reuse the
+        # solver, as fitting does); the pre-run needs a loop of its own length. Sized from the
+        # duration, plus one restart per network event (t0 may be traced).
+        window = np.array([0.0, hours]) if t0 is None else np.array([t0[0] - hours, t0[0]])
+        bound = CLE(solver.dt).bind(network, window, np.zeros(0))  # untreated: no breakpoints
+        return CLE(solver.dt, bound.max_steps + len(network.events)), pre_ts, untreated
     concrete = None if t0 is None else np.array([t0[0] - hours, t0[0]])
     return solver.bind(network, concrete, _concrete(untreated[0])), pre_ts, untreated
 
