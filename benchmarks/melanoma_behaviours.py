@@ -1,9 +1,12 @@
 """The melanoma model's five behaviours (shared/MODEL.md) and its fit to the reference kinetics.
 
-Runs `grn.models._melanoma_behaviours.run_protocols` (an untreated ensemble with per-cell kM1
-relaxed for 30 days, then BRAFi 0.95 for 29 days and removal to day 64, plus NFKBi 0.8, NAC 1,
-EPIi 0.8 and BH3i 1 from day 0 on top of BRAFi) and `assess` (each behaviour with its Monte-Carlo
-standard error; the wave-score R² against Su et al.'s two-wave kinetics), and writes
+Runs `grn.models._melanoma_behaviours.run_protocols` (every condition the plain call
+``grn.simulate(grn.models.melanoma(), ts, key=key, solver=..., n_cells=..., schedule=...)``, so
+with the network's own per-cell kM1 distribution and 20-day untreated pre-equilibration: BRAFi
+0.95 for 29 days and removal to day 64, NFKBi 0.8, NAC 1, EPIi 0.8 and BH3i 1 from day 0 on top of
+BRAFi, and pERK over the first 48 h on BRAFi) and `assess` (each behaviour with its Monte-Carlo
+standard error; the wave-score R² against Su et al.'s two-wave kinetics; the pERK drop), and
+writes
 ``results/melanoma_behaviours_<solver>_<cells>.json``. The exact SSA is the reference; its wall
 time for the 64-day control protocol is the cost target of issue 5 (256 cells within 5 minutes on 2
 cores).
@@ -45,7 +48,9 @@ def main(argv=None):
     parser.add_argument("--cells", type=int, default=256)
     parser.add_argument("--solver", choices=tuple(SOLVERS), default="ssa")
     parser.add_argument("--dt", type=float, default=0.01, help="CLE step (hours)")
-    parser.add_argument("--pre-days", type=float, default=30.0)
+    parser.add_argument(
+        "--pre-days", type=float, default=None, help="override the network's pre-equilibration"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-json", action="store_true")
     args = parser.parse_args(argv)
@@ -57,14 +62,16 @@ def main(argv=None):
         "model": "grn.models.melanoma (calibrated defaults)",
         "solver": label.format(dt=args.dt),
         "seed": args.seed,
-        "pre_equilibration_days": args.pre_days,
+        "pre_equilibration_days": (
+            grn.models.melanoma().equilibrate_h / 24.0 if args.pre_days is None else args.pre_days
+        ),
         **assess(runs),
         "wall_s": runs["wall_s"],
         "events": runs["events"],
         "control_cell_days_per_s": args.cells * 64 / runs["wall_s"]["control"],
         "machine": machine_info(),
     }
-    keys = ("solver", "cells", "behaviours", "reference_fit", "all_pass", "wall_s")
+    keys = ("solver", "cells", "behaviours", "reference_fit", "perk", "all_pass", "wall_s")
     print(json.dumps({k: out[k] for k in keys}, indent=1))
     if not args.no_json:
         RESULTS.mkdir(exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import equinox as eqx
@@ -36,9 +37,14 @@ class Problem(eqx.Module):
       (``snapshot_loss="energy"``) or the mean-and-variance NLL (``"moments"``). Under the LNA,
       cells are drawn from its Gaussian with fixed normals.
 
-    ``cell_params`` (name -> ``(n_cells,)`` positive factors) gives a stochastic solver's cells
-    fixed extrinsic heterogeneity: cell ``c`` uses ``value * cell_params[name][c]``, so a fitted
-    value is the median of a log-normal spread when the factors are ``exp(sd z_c)``.
+    Extrinsic heterogeneity. A parameter the network declares in ``Network(cell_params=...)``
+    (a `grn.Distribution`) is, under a stochastic solver, drawn by stratified quantiles (fixed
+    cells, no sampling noise; `grn.stratified_normal`) from the distribution with its numbers
+    taken from ``values``: the parameter's own name sets the median, ``"name.field"`` any other
+    field (``"kM1.sigma"``, the log-sd of a `grn.LogNormal`), so a fit can free a distribution's
+    median and spread. ``cell_params`` (name -> ``(n_cells,)`` positive factors) instead fixes
+    the spread: cell ``c`` uses ``value * cell_params[name][c]``. Deterministic solvers use the
+    value (or the distribution's median) for every cell.
 
     Stochastic solvers use ``key`` for every evaluation (common random numbers), so the loss is a
     deterministic, differentiable function of ``phi`` for `grn.CLE` (pathwise) as well as for the
@@ -60,6 +66,7 @@ class Problem(eqx.Module):
     ts: jax.Array
     x0: dict | None
     cell_params: dict | None
+    distributions: dict
     key: jax.Array
     schedule_times: jax.Array
     schedule_table: jax.Array
@@ -101,7 +108,13 @@ class Problem(eqx.Module):
         if not isinstance(n_cells, int) or isinstance(n_cells, bool) or n_cells < 2:
             raise ValueError(f"n_cells must be an integer >= 2, got {n_cells!r}")
         measurements.check(list(obs), network.inputs)
-        _check_names(network, obs, space)
+        explicit = set(cell_params or {})
+        self.distributions = {
+            name: dist
+            for name, dist in network.cell_params.items()
+            if solver.stochastic and name not in explicit
+        }
+        _check_names(network, obs, space, self.distributions)
         deterministic = not solver.stochastic and not isinstance(solver, grn.LNA)
         for i in np.flatnonzero(measurements.is_cell)[:1]:
             if deterministic:
@@ -235,6 +248,11 @@ class Problem(eqx.Module):
         params = {k: v for k, v in values.items() if k in self.network.params}
         for name, factors in (self.cell_params or {}).items():
             params[name] = params.get(name, self.network.params[name]) * factors
+        for name, dist in self.distributions.items():
+            for field, free in distribution_fields(name, dist).items():
+                if free in values:
+                    dist = eqx.tree_at(lambda d, f=field: getattr(d, f), dist, values[free])
+            params[name] = dist.sample(None, self.n_cells, stratified=True)
 
         def one(times, table, k):
             return grn.simulate(
@@ -328,14 +346,38 @@ class Problem(eqx.Module):
         return res, jnp.where(ok & jnp.isfinite(total), total, jnp.inf)
 
 
-def _check_names(network, observables: Mapping[str, Observable], space: ParameterSpace):
+def distribution_fields(name: str, dist: grn.Distribution) -> dict[str, str]:
+    """Field -> the name a fit frees it by: ``name`` for the median, ``"name.field"`` else."""
+    return {
+        f.name: name if f.name == "median" else f"{name}.{f.name}" for f in dataclasses.fields(dist)
+    }
+
+
+def _check_names(
+    network, observables: Mapping[str, Observable], space: ParameterSpace, distributions
+):
     nuisance = {n for o in observables.values() for n in o.nuisance}
+    spreads = {
+        free
+        for name, dist in distributions.items()
+        for free in distribution_fields(name, dist).values()
+        if free != name
+    }
     for name in space.names:
-        if name not in network.params and name not in nuisance:
+        if name in spreads or name in network.params or name in nuisance:
+            continue
+        base = name.split(".")[0]
+        if base in network.cell_params:
             raise ValueError(
-                f"parameter {name!r} is neither a network parameter ({list(network.params)}) "
-                f"nor an observable's scale/offset ({sorted(nuisance)})"
+                f"parameter {name!r}: a distribution's spread is fitted only with a stochastic "
+                f"solver and the network's own distribution of {base!r} (not explicit "
+                f"cell_params factors); free fields: {sorted(spreads)}"
             )
+        raise ValueError(
+            f"parameter {name!r} is neither a network parameter ({list(network.params)}), "
+            f"a distribution's field ({sorted(spreads)}) nor an observable's scale/offset "
+            f"({sorted(nuisance)})"
+        )
     for label, o in observables.items():
         for name in o.nuisance:
             if name not in space.names:

@@ -206,7 +206,7 @@ def _run_tables(
     solver = _bind(network, solver, ts, grid)
     dtype = jnp.zeros(()).dtype
     args = (jnp.asarray(ts, dtype), jnp.asarray(grid, dtype))
-    params = None if params is None else {k: jnp.asarray(v, dtype) for k, v in params.items()}
+    params = None if params is None else jax.tree.map(lambda v: jnp.asarray(v, dtype), dict(params))
 
     def run(block):
         return _scenario_program(
@@ -237,6 +237,15 @@ def _run_tables(
     values, result, mean, viable = (
         np.concatenate([np.asarray(o[k]) for o in outs]) for k in range(4)
     )
+    for s in np.flatnonzero(~np.any(result == 0, axis=1)):
+        codes = {
+            grn.RESULTS(int(c)).name: int(k)
+            for c, k in zip(*np.unique(result[s], return_counts=True))
+        }
+        raise RuntimeError(
+            f"scenario {scenarios[s]!r}: all {result.shape[1]} cells failed ({codes}); no "
+            f"outcome can be estimated. With grn.CLE, a smaller dt usually cures this"
+        )
     return ScenarioRun(
         scenarios=list(scenarios),
         outcomes=tuple(outcomes),

@@ -136,7 +136,7 @@ def optimise_schedule(
     dtype = table.dtype
     cols = tuple(network.inputs.index(t) for t in inputs)
     P = jnp.asarray(_bin_matrix(grid, edges), dtype)
-    p = None if params is None else {k: jnp.asarray(v, dtype) for k, v in params.items()}
+    p = None if params is None else jax.tree.map(lambda v: jnp.asarray(v, dtype), dict(params))
     static = (
         network,
         solver_b,

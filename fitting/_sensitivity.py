@@ -149,7 +149,7 @@ def sensitivity(
     n_nodes = nodes.shape[1]
     onehots = np.eye(len(network.inputs))[[network.inputs.index(t) for t in targets]]
     onehots = np.repeat(onehots, n_nodes, axis=0)  # (targets x nodes, inputs)
-    params = None if params is None else {k: jnp.asarray(v, dtype) for k, v in params.items()}
+    params = None if params is None else jax.tree.map(lambda v: jnp.asarray(v, dtype), dict(params))
     jac, v, result = _sensitivity_program(
         network,
         solver,

@@ -17,7 +17,7 @@ from . import _distributions as _dist
 from ._network import Network
 from ._schedule import Schedule, no_schedule
 from ._solution import RESULTS, Solution
-from ._solvers import ODE, SSA, AbstractSolver, CellPath
+from ._solvers import CLE, ODE, SSA, AbstractSolver, CellPath
 from ._streaming import EnsembleMoments, Moments, chunk_stats, combine, to_result
 
 TRACE_COUNT = {"ensemble": 0}
@@ -94,7 +94,8 @@ def simulate(
       schedule's first breakpoint), from ``x0`` up to ``ts[0]``, with its own parameters and a
       key of its own; the protocol then starts from that state (``log_weight`` from ``ts[0]``).
       Defaults to the network's ``equilibrate_h`` when the run starts from the network's ``x0``,
-      and to 0 when ``x0`` is given.
+      and to 0 when ``x0`` is given. ``n_events`` and a path ``log_likelihood`` include the
+      pre-run; a failure there is the cell's result code.
     - ``schedule``: a `grn.Schedule` of the network's inputs (unscheduled inputs are 0).
     - ``batch_size``: cells simulated at once (bounds memory); ``progress`` shows a bar over
       batches. With several devices the cells are sharded across them, also across processes
@@ -362,6 +363,13 @@ def _equilibration(network, solver, ts, hours, dtype):
     untreated = no_schedule(network.inputs, dtype)
     pre_ts = jnp.stack([ts[0] - hours, ts[0]])
     t0 = _concrete(ts)
+    if isinstance(solver, CLE):
+        # Its loop may be sized for the protocol already (callers that bind once and reuse the
+        # solver, as fitting does); the pre-run needs a loop of its own length. Sized from the
+        # duration, plus one restart per network event (t0 may be traced).
+        window = np.array([0.0, hours]) if t0 is None else np.array([t0[0] - hours, t0[0]])
+        bound = CLE(solver.dt).bind(network, window, np.zeros(0))  # untreated: no breakpoints
+        return CLE(solver.dt, bound.max_steps + len(network.events)), pre_ts, untreated
     concrete = None if t0 is None else np.array([t0[0] - hours, t0[0]])
     return solver.bind(network, concrete, _concrete(untreated[0])), pre_ts, untreated
 

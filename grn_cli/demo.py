@@ -160,8 +160,9 @@ def _fit_section(fitted: dict, args) -> str:
     lines = [
         f"# grn demo{' --quick' if args.quick else ''} (seed {args.seed})",
         "",
-        "Built-in melanoma model (`grn.models.melanoma`), per-cell chromatin heterogeneity "
-        "(`melanoma_cell_params`), base protocol BRAFi 0.95 for 29 days. Steps: fit -> scan -> "
+        "Built-in melanoma model (`grn.models.melanoma`: a log-normal chromatin remodelling rate "
+        "kM1 per cell, each cell pre-equilibrated untreated for 20 days), base protocol BRAFi "
+        "0.95 for 29 days. Steps: fit -> scan -> "
         "sensitivities -> ranking. The interventions part is `interventions.toml` "
         "(`grn interventions interventions.toml --out DIR` repeats it).",
         "",

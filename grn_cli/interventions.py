@@ -5,7 +5,7 @@ The configuration (TOML; every key is checked and an unknown one is named)::
 
     [model]
     builtin = "melanoma"                 # or sbml = "model.xml" (relative to the config file)
-    heterogeneity = true                 # melanoma only: per-cell kM1 (melanoma_cell_params)
+    heterogeneity = true                 # false: one value for the model's per-cell parameters
     [model.params]                       # parameter overrides, e.g. from a fit's fit.json
     kNAC = 5.0
     [protocol]                           # the base protocol: input = [[time_h, level], ...]
@@ -39,7 +39,7 @@ The configuration (TOML; every key is checked and an unknown one is named)::
     validate_cells = 256                 # fresh cells (scan solver) for the check vs constant
     [run]
     solver = "cle"                        # ssa | tau | cle | lna | ode (for the scan)
-    dt = 0.1                              # CLE step (h) of the scan
+    dt = 0.02                             # CLE step (h) of the scan
     n_cells = 512
     seed = 0
     pre_days = 0                          # all-inputs-0 pre-equilibration before t = 0
@@ -174,7 +174,7 @@ def load_config(path) -> dict:
     run.setdefault("solver", "cle")
     if run["solver"] not in ("ssa", "tau", "cle", "lna", "ode"):
         fail(path, "run.solver", f"unknown solver {run['solver']!r} (ssa, tau, cle, lna, ode)")
-    run["dt"] = float(checks.number(path, "run.dt", run.get("dt", 0.1), positive=True))
+    run["dt"] = float(checks.number(path, "run.dt", run.get("dt", 0.02), positive=True))
     run["n_cells"] = checks.number(
         path, "run.n_cells", run.get("n_cells", 256), integer=True, positive=True
     )
@@ -248,12 +248,8 @@ def build(cfg):
         if name not in network.params:
             fail(path, f"model.params.{name}", "the model has no such parameter")
         params[name] = float(value)
-    key = jax.random.key(cfg["run"]["seed"])
-    key_cells, key_sim = jax.random.split(key)
-    n = cfg["run"]["n_cells"]
-    if model.get("builtin") == "melanoma" and model.get("heterogeneity", True):
-        median = params.pop("kM1", None)
-        params.update(grn.models.melanoma_cell_params(key_cells, n, kM1=median))
+    key_sim = jax.random.key(cfg["run"]["seed"])
+    params = options.cell_parameters(network, params, model.get("heterogeneity", True))
     for name in cfg["protocol"]:
         if name not in network.inputs:
             fail(path, f"protocol.{name}", f"not an input of the model ({list(network.inputs)})")
@@ -320,29 +316,6 @@ def _beside(network, out: dict) -> list:
     return [make_outcome(network, out, kind=k) for k in kinds]
 
 
-def _fresh(cfg, params, key, n):
-    """Per-cell parameters for ``n`` fresh cells (new kM1 draws for the melanoma model's
-    heterogeneity; otherwise the first ``n`` of ``params``)."""
-    import grn
-
-    model = cfg["model"]
-    if params is None or not (
-        model.get("builtin") == "melanoma" and model.get("heterogeneity", True)
-    ):
-        return _subset(params, n)
-    median = model.get("params", {}).get("kM1")
-    fresh = {k: v for k, v in params.items() if np.ndim(v) == 0}
-    fresh.update(grn.models.melanoma_cell_params(key, n, kM1=median))
-    return fresh
-
-
-def _subset(params, n):
-    """Per-cell parameters of the first ``n`` cells (for the smaller sensitivity ensembles)."""
-    if params is None:
-        return None
-    return {k: (v[:n] if np.ndim(v) == 1 else v) for k, v in params.items()}
-
-
 @dataclasses.dataclass
 class Run:
     """What `run_config` computed: the JSON summary and the scan, sensitivity and optimisation
@@ -366,7 +339,7 @@ def run_config(cfg, progress: bool = True, log=print) -> Run:
     started = time.perf_counter()
     network, base, params, outcome, solver, key = build(cfg)
     scan_cfg, run, pre_h = cfg["scan"], cfg["run"], cfg["run"]["pre_days"] * fitting.DAY
-    key_scan, key_sens, key_opt, key_fresh = jax.random.split(key, 4)
+    key_scan, key_sens, key_opt = jax.random.split(key, 3)
     n_scen = 1 + len(scan_cfg["targets"]) * len(scan_cfg["start_h"]) * len(scan_cfg["duration_h"])
     n_scen += len(scan_cfg["pairs"])
     log(f"scan: {n_scen} scenarios x {run['n_cells']} cells, {type(solver).__name__}")
@@ -455,7 +428,7 @@ def run_config(cfg, progress: bool = True, log=print) -> Run:
             grn.CLE(dt=sc["dt"]),
             sc["n_cells"],
             key_sens,
-            params=_subset(params, sc["n_cells"]),
+            params=params,
             pre_h=pre_h,
             around=around,
         )
@@ -493,12 +466,11 @@ def run_config(cfg, progress: bool = True, log=print) -> Run:
             grn.CLE(dt=cfg["sensitivity"].get("dt", SENSITIVITY_DT)),
             oc["n_cells"],
             key_opt,
-            params=_subset(params, oc["n_cells"]),
+            params=params,
             steps=oc["steps"],
             validate_outcome=outcome,
             validate_cells=oc["validate_cells"],
             validate_solver=solver,
-            validate_params=_fresh(cfg, params, key_fresh, oc["validate_cells"]),
             pre_h=pre_h,
             progress=progress,
         )

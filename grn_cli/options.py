@@ -19,6 +19,39 @@ def output_folder(out: Path) -> Path:
     return out
 
 
+def cell_parameters(network, values, heterogeneity: bool = True) -> dict:
+    """``params=`` for `grn.simulate` from a command's parameter values. A value for a parameter
+    the network draws per cell (``Network.cell_params``) sets that distribution's median and
+    keeps its spread; ``heterogeneity=False`` gives every cell one value (the median, or the
+    value given)."""
+    import equinox as eqx
+    import numpy as np
+
+    params = dict(values)
+    for name, dist in network.cell_params.items():
+        value = params.pop(name, None)
+        if not heterogeneity:
+            params[name] = float(dist.median) if value is None else value
+        elif value is not None:
+            params[name] = eqx.tree_at(lambda d: d.median, dist, np.asarray(value, np.float64))
+    return params
+
+
+def describe_cell_params(params: dict, network) -> dict:
+    """What ``run.json`` says of the per-cell distributions a run draws (name -> fields)."""
+    import dataclasses
+
+    import grn
+
+    drawn = {**network.cell_params, **params}
+    return {
+        name: {"distribution": type(d).__name__}
+        | {f.name: float(getattr(d, f.name)) for f in dataclasses.fields(d)}
+        for name, d in drawn.items()
+        if isinstance(d, grn.Distribution)
+    }
+
+
 def case_numbers(cases: list[str] | None) -> list[str] | None:
     """``--cases``: suite case numbers such as 1 or 00001 (None: all cases)."""
     bad = [c for c in cases or () if not c.isdigit()]

@@ -165,8 +165,8 @@ def _add_protocol_options(sim) -> None:
     group.add_argument(
         "--no-heterogeneity",
         action="store_true",
-        help="one chromatin remodelling rate kM1 for all cells (default: a log-normal kM1 per "
-        "cell, stochastic solvers)",
+        help="one value for all cells of each parameter the model draws per cell (melanoma: "
+        "the chromatin remodelling rate kM1; default: a log-normal kM1 per cell)",
     )
 
 
@@ -233,15 +233,10 @@ def _protocol_plan(args, network, overrides: dict, stochastic: bool):
         schedule = mp.braf_schedule(args.t_end / mp.DAY, 0.0, 0.0, doses)
 
     key = jax.random.key(args.seed)
-    params = dict(overrides)
-    heterogeneity = None
-    if melanoma and stochastic and not args.no_heterogeneity:
-        key, key_cells = jax.random.split(key)
-        median = overrides.get("kM1", float(network.params["kM1"]))
-        params.update(mp.melanoma_cell_params(key_cells, args.cells, kM1=median))
-        heterogeneity = {"parameter": "kM1", "median": median, "log_sd": mp.KM1_LOG_SD}
-    elif melanoma and not stochastic and not args.no_heterogeneity:
-        print(f"{args.solver}: one kM1 (no per-cell heterogeneity)", file=sys.stderr)
+    params = options.cell_parameters(network, overrides, not args.no_heterogeneity)
+    heterogeneity = options.describe_cell_params(params, network) if stochastic else {}
+    if network.cell_params and not stochastic:
+        print(f"{args.solver}: one trajectory at the distributions' medians", file=sys.stderr)
 
     record = None
     if melanoma:

@@ -198,3 +198,75 @@ def test_lognormal_factors_stratify_the_spread():
         fitting.lognormal_factors(n, -0.1)
     with pytest.raises(ValueError, match="n_cells"):
         fitting.lognormal_factors(0, sd)
+
+
+def test_fit_frees_a_declared_distributions_median_and_spread(tmp_path):
+    """A network's own `grn.LogNormal` is drawn by stratified quantiles with the median and log-sd
+    taken from the fitted values ("alpha", "alpha.sigma"): the same cells as `grn.simulate` with
+    those per-cell values, and a spread gradient equal to a central difference."""
+    network = grn.Network(
+        species=["X"],
+        reactions=[
+            grn.Reaction("-> X", grn.mass_action("alpha"), "immigration"),
+            grn.Reaction("X ->", grn.mass_action("mu"), "death"),
+        ],
+        params={"alpha": ALPHA, "mu": MU},
+        cell_params={"alpha": grn.LogNormal(median=ALPHA, sigma=0.3)},
+    )
+    lines = ["observableId\tsimulationConditionId\ttime\tmeasurement\tnoiseParameters"]
+    lines += [f"X_obs\tc\t{t}\t{exact_mean(t, 'b') / 2}\t0.5" for t in (1.0, 2.0, 4.0)]
+    lines += [f"X_var\tc\t{t}\t{exact_mean(t, 'b')}\t2.0" for t in (1.0, 2.0, 4.0)]
+    (tmp_path / "m.tsv").write_text("\n".join(lines) + "\n")
+    data = fitting.Measurements.read(tmp_path / "m.tsv")
+    space = fitting.ParameterSpace(
+        {
+            "alpha": fitting.Parameter(6.0, 0.1, 100.0),
+            "alpha.sigma": fitting.Parameter(0.5, 0.01, 3.0),
+        },
+        frozen={"mu": MU},
+    )
+    key = jax.random.key(4)
+    observables = {"X_obs": "X", "X_var": fitting.Observable("X", "var")}
+    problem = fitting.Problem(
+        network, data, observables, space, solver=grn.CLE(dt=0.05), n_cells=16, key=key,
+        x0={"X": 0.0},
+    )  # fmt: skip
+    got = problem.simulate({"alpha": jnp.asarray(6.0), "alpha.sigma": jnp.asarray(0.5)})
+    per_cell = 6.0 * np.exp(0.5 * grn.stratified_normal(16))
+    direct = grn.simulate(
+        network, problem.ts, jax.random.split(key, 1)[0], problem.solver, 16,
+        {"alpha": per_cell, "mu": MU}, x0={"X": 0.0}, throw=False,
+    )  # fmt: skip
+    np.testing.assert_allclose(np.asarray(got.ys[0]), np.asarray(direct.ys), rtol=1e-5)
+    # not freed: the network's own spread (0.3)
+    median_only = fitting.ParameterSpace(
+        {"alpha": fitting.Parameter(6.0, 0.1, 100.0)}, frozen={"mu": MU}
+    )
+    fixed = fitting.Problem(
+        network, data, observables, median_only, solver=grn.CLE(dt=0.05), n_cells=16, key=key,
+        x0={"X": 0.0},
+    )  # fmt: skip
+    direct = grn.simulate(
+        network, problem.ts, jax.random.split(key, 1)[0], problem.solver, 16,
+        {"alpha": 6.0 * np.exp(0.3 * grn.stratified_normal(16)), "mu": MU}, x0={"X": 0.0},
+        throw=False,
+    )  # fmt: skip
+    got = fixed.simulate({"alpha": jnp.asarray(6.0)})
+    np.testing.assert_allclose(np.asarray(got.ys[0]), np.asarray(direct.ys), rtol=1e-5)
+
+    phi = space.to_phi({"alpha": np.array(6.0), "alpha.sigma": np.array(0.5)})
+    _, grad_r = fitting._fit.value_and_grad(problem.loss, "reverse")(phi)
+    h = 1e-2
+    up = problem.loss({**phi, "alpha.sigma": phi["alpha.sigma"] + h})
+    down = problem.loss({**phi, "alpha.sigma": phi["alpha.sigma"] - h})
+    central = (float(up) - float(down)) / (2 * h)
+    assert abs(float(grad_r["alpha.sigma"])) > 1e-2
+    assert float(grad_r["alpha.sigma"]) == pytest.approx(central, rel=2e-2)
+
+    with pytest.raises(ValueError, match="'alpha.sigma'.*stochastic solver"):
+        fitting.Problem(network, data, observables, space, solver=grn.LNA(), x0={"X": 0.0})
+    with pytest.raises(ValueError, match="'alpha.sigma'.*stochastic solver"):
+        fitting.Problem(
+            network, data, observables, space, solver=grn.CLE(dt=0.05), n_cells=16,
+            x0={"X": 0.0}, cell_params={"alpha": np.ones(16)},
+        )  # fmt: skip

@@ -197,6 +197,19 @@ def test_network_default_equilibration():
         _net(equilibrate_h=float("nan"))
 
 
+def test_cle_pre_run_sizes_its_own_loop():
+    """A CLE already bound for a 2-h protocol (as fitting binds it once) still runs the 20-h
+    pre-equilibration to its end: the same cells as the unbound solver, X near 10 at ts[0]."""
+    net = grn.models.immigration_death()
+    net = eqx.tree_at(lambda n: (n.params["alpha"], n.params["mu"]), net, (10.0, 1.0))
+    ts, key, n = jnp.array([0.0, 2.0]), jax.random.key(1), 64
+    bound = grn.CLE(dt=0.05).bind(net, np.asarray(ts), np.zeros(0))
+    sol = grn.simulate(net, ts, key=key, solver=bound, n_cells=n, equilibrate=20.0)
+    free = grn.simulate(net, ts, key=key, solver=grn.CLE(dt=0.05), n_cells=n, equilibrate=20.0)
+    np.testing.assert_array_equal(sol.ys, free.ys)
+    assert abs(float(np.mean(sol["X"][:, 0])) - 10.0) < 4 * np.sqrt(10.0 / n)
+
+
 def test_sbml_export_writes_the_median_and_warns(tmp_path):
     net = _net(equilibrate_h=12.0)
     net = eqx.tree_at(lambda n: n.cell_params["alpha"].median, net, np.asarray(7.5))

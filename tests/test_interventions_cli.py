@@ -35,7 +35,7 @@ steps = 1
 n_cells = 4
 [run]
 solver = "cle"
-dt = 0.1
+dt = 0.02
 n_cells = 16
 seed = 0
 chunk = 3
@@ -89,7 +89,7 @@ def test_unknown_target_of_model(tmp_path, capsys):
 
 
 def test_small_run_writes_everything(tmp_path):
-    """16 cells x 6 scenarios x 5 days of the melanoma model (CLE dt 0.1), persister burden over
+    """16 cells x 6 scenarios x 5 days of the melanoma model (CLE dt 0.02), persister burden over
     days 0-5 with the snapshot beside it, one pair, sensitivities on 4 cells (dt 0.02), one
     optimisation step."""
     config = tmp_path / "c.toml"
@@ -143,6 +143,6 @@ def test_small_run_writes_everything(tmp_path):
         assert {"cost_per_day", "cost_per_day_se", "window_h", "window_se_h"} <= set(r["delay"])
     assert len(results["sensitivity"]["grad"]) == 2
     report = (out / "report.md").read_text()
-    assert "CLE(dt=0.1" in report and "16 cells" in report and "seed 0" in report
+    assert "CLE(dt=0.02" in report and "16 cells" in report and "seed 0" in report
     assert "each day of delay costs" in report and "## Pairs" in report
     assert "significant at 2 SE" in report

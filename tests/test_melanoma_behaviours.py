@@ -1,13 +1,15 @@
 """The calibrated melanoma model shows MODEL.md's five behaviours and fits the reference kinetics.
 
-One exact-SSA ensemble (`run_protocols`, shared by the tests of this module) of CELLS cells, each
-with its own chromatin remodelling rate, relaxed untreated for 20 days: the control protocol
-(BRAFi 0.95 days 0-29, removal to day 64) and NFKBi 0.8, NAC 1, EPIi 0.8, BH3i 1 from day 0. The
-assertions are MODEL.md's thresholds on the ensemble estimates of this fixed-seed ensemble (the
-same numbers as ``python benchmarks/melanoma_behaviours.py --solver ssa --cells 64 --pre-days
-20``); `assess` reports each estimate's Monte-Carlo standard error, and the test checks those are
-small enough for the thresholds to be meaningful at this size. The confirmation at 256 cells is the
-slow test below (``pytest -m slow``).
+One exact-SSA ensemble (`run_protocols`, shared by the tests of this module) of CELLS cells, every
+condition the plain call ``grn.simulate(melanoma(), ts, key=key, solver=grn.SSA(),
+n_cells=CELLS, schedule=...)``: the network's own per-cell chromatin remodelling rates and 20-day
+untreated pre-equilibration. Conditions: the control protocol (BRAFi 0.95 days 0-29, removal to
+day 64), NFKBi 0.8, NAC 1, EPIi 0.8, BH3i 1 from day 0, and pERK over the first 48 h on BRAFi.
+The assertions are MODEL.md's thresholds on the ensemble estimates of this fixed-seed ensemble
+(the same numbers as ``python benchmarks/melanoma_behaviours.py --solver ssa --cells 64``);
+`assess` reports each estimate's Monte-Carlo standard error, and the test checks those are small
+enough for the thresholds to be meaningful at this size. The confirmation at 256 cells is the slow
+test below (``pytest -m slow``).
 """
 
 import json
@@ -26,7 +28,10 @@ from grn.models._melanoma_behaviours import assess, run_protocols
 CELLS = 64
 
 
-def _check(report):
+def _check(report, rebound=True):
+    """MODEL.md's thresholds. ``rebound``: pERK's partial rebound after its 1-h fall, resolved at
+    256 cells (day 29 0.112 +- 0.009 of untreated against 0.078 at 1 h) but not at 64 (a
+    difference of ~0.01 against an SE of ~0.02), so the small ensemble leaves it out."""
     b = report["behaviours"]
     b1, b2, b3, b4, b5 = (b[k] for k in sorted(b))
     # 1. two sequential waves
@@ -52,6 +57,12 @@ def _check(report):
     for score in ("lambda1", "lambda2"):
         for phase in ("on_drug", "drug_removed"):
             assert report["reference_fit"][score][f"r2_{phase}"] >= 0.9, (score, phase)
+    # pERK falls >= 90 % within ~1 h of BRAFi (MODEL.md) and partly rebounds as W2 rises
+    perk = report["perk"]
+    assert perk["drop_1h"] >= 0.9
+    assert perk["E_d29_over_untreated"] < 0.5
+    if rebound:
+        assert 1.0 - perk["drop_1h"] + 2 * perk["E_d29_se"] < perk["E_d29_over_untreated"]
     assert report["all_pass"]
 
 
@@ -61,12 +72,13 @@ def _check_precision(report, n):
     assert report["cells"] == n
     assert b["1_two_waves"]["W1_d29_over_peak_se"] < 0.1
     assert b["3_bimodality"]["max_se_bootstrap"] < 0.15
+    assert report["perk"]["drop_1h_se"] < 0.02
 
 
 _RUN = """
 import json, jax, grn
 from grn.models._melanoma_behaviours import assess, run_protocols
-runs = run_protocols(grn.SSA(max_events=10**9), jax.random.key(0), {cells}, pre_days=20.0)
+runs = run_protocols(grn.SSA(max_events=10**9), jax.random.key(0), {cells})
 print(json.dumps(assess(runs)))
 """
 
@@ -89,7 +101,7 @@ def ssa_report():
 
 
 def test_behaviours_and_reference_fit_exact_ssa(ssa_report):
-    _check(ssa_report)
+    _check(ssa_report, rebound=False)
     _check_precision(ssa_report, CELLS)
 
 

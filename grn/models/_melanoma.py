@@ -20,12 +20,17 @@ Reactions: the 27 of ``shared/MODEL.md``'s starting network with its "second pas
 13-17, 19, 20 and 23 replaced), recalibrated (issue 5; what changed and why, the structures tried
 and the measured behaviours are in ``docs/model.md``): an early wave W1 driven by RelA and
 repressed by W2 (Hill 4) with a ~18-day turnover; a cooperative (Hill 3) chromatin feedback with a
-per-cell RelA-driven remodelling rate ``kM1`` (log-normal, extrinsic heterogeneity: see
-`melanoma_cell_params`), which makes SOX10 loss all-or-none and staggered across cells; a late
+per-cell RelA-driven remodelling rate ``kM1`` (log-normal, extrinsic heterogeneity declared in
+the network as ``cell_params``), which makes SOX10 loss all-or-none and staggered across cells; a
+late
 wave W2 that turns over in ~1.4 days and is driven by RelA x W1 and, mainly, by remodelled
 chromatin, so that after drug removal it falls as chromatin is restored (memory); a switch-like
 (Hill 4) W2 drive of the anti-apoptotic pool; growth that follows pERK steeply. EPIi blocks the
 share ``eEPI = 0.5`` of remodelling, not all of it (issue 7; docs/model.md §EPIi efficacy).
+Issue 19: the RTK route to ERK is switch-like in W2 (Hill 4; held off while ERK is high, back as
+W2 rises: the partial rebound) and ERK dephosphorylation is faster (kEd 20), so pERK falls >= 90 %
+within an hour of BRAFi (docs/model.md §pERK); every cell first runs `EQUILIBRATE_DAYS`
+untreated (the network's ``equilibrate_h``), so a protocol starts from each cell's own state.
 
 Omega convention (one mechanism, `_Scaled`): every rate law is written once over
 *concentrations* in MODEL.md's unscaled units (E_T = N_T = 1000, M_T = 100) and wrapped; species
@@ -48,9 +53,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import jax
 import jax.numpy as jnp
 
+from .._distributions import LogNormal
 from .._network import Network, Reaction
 from .._rate_laws import AbstractRateLaw, _as_law, hill_ratio, mass_action
 
@@ -78,12 +83,13 @@ PARAMS: dict[str, float] = {
     "ET": 1000.0,
     "kEa": 10.0,
     "kErtk": 1.0,
-    "KW2E": 300.0,
-    "kEd": 10.0,
+    "KW2E": 400.0,
+    "nW2E": 4.0,
+    "kEd": 20.0,
     # 3-6 antioxidant and ROS
     "kA0": 10.0,
     "kA1": 90.0,
-    "KEA": 100.0,
+    "KEA": 50.0,
     "kA2": 30.0,
     "KRA": 400.0,
     "nRA": 2.0,
@@ -179,27 +185,31 @@ PARAMS: dict[str, float] = {
 KM1_LOG_SD = 0.4
 """Per-cell spread of the chromatin remodelling rate: ``kM1_i = kM1 exp(KM1_LOG_SD z_i)``."""
 
-# The untreated steady state, in counts at the default scales. Fast modules (E, A, R, Nn, Im, I)
-# and the apoptosis module (B, C): the 256-cell CLE ensemble steady state of MODEL.md's variant
-# (unchanged parameters there) rescaled to the new Omegas; Bc: the mean of a 256-cell CLE ensemble
-# from here over 50-150 h (its drive follows W2); slow module (W1, M, S, W2): the untreated
-# state of the calibration surrogate (docs/model.md) for the median cell. Protocols relax each cell
-# further before the drug (`grn.models._melanoma_behaviours.run_protocols`: 30 untreated days);
-# tests/test_melanoma.py checks that an untreated ensemble started here does not drift.
+EQUILIBRATE_DAYS = 20.0
+"""Untreated days each simulated cell runs from ``X0`` before ``ts[0]`` (``equilibrate_h``), so
+that a protocol starts from each cell's own untreated state (its kM1 sets its chromatin, SOX10
+and W2; W1 turns over in ~18 days)."""
+
+# The untreated state, in counts at the default scales: the mean of a 256-cell CLE ensemble
+# (CLE(dt=0.01), each cell with its own kM1 from the network's distribution) after the network's
+# 20-day pre-equilibration, over 50-150 h (tests/test_melanoma.py checks that it does not drift).
+# It seeds the pre-equilibration (`EQUILIBRATE_DAYS`), which takes each cell to its own untreated
+# state; ``X0["S"] / 2`` is the default SOX10-low threshold. A and R: the shift of the median
+# cell's ODE steady state when KEA went 100 -> 50 (issue 19).
 X0 = {
-    "E": 10,
-    "A": 143,
+    "E": 7,
+    "A": 148,
     "R": 12,
     "Nn": 8,
     "Im": 2,
-    "I": 101,
-    "W1": 220,
-    "M": 9,
-    "S": 1148,
-    "W2": 81,
-    "B": 4,
-    "Bc": 237,
-    "C": 83,
+    "I": 113,
+    "W1": 208,
+    "M": 10,
+    "S": 1078,
+    "W2": 98,
+    "B": 6,
+    "Bc": 334,
+    "C": 93,
 }
 
 
@@ -248,7 +258,7 @@ def _free(total, bound):
 
 # -- rate laws over concentrations (module-level functions: stable identity, no recompiles) ---
 def _erk_activation(x, p, u):  # 1
-    drive = p["kEa"] * (1.0 - u["BRAFi"]) + p["kErtk"] * x["W2"] / (p["KW2E"] + x["W2"])
+    drive = p["kEa"] * (1.0 - u["BRAFi"]) + p["kErtk"] * _hill(x["W2"], p["KW2E"], p["nW2E"])
     return drive * _free(p["ET"], x["E"])
 
 
@@ -376,11 +386,14 @@ def melanoma() -> Network:
     """The BRAF-inhibitor stress-response network of melanoma cells (see the module docstring).
 
     13 species, 27 reactions, inputs ``BRAFi``, ``NFKBi``, ``NAC``, ``EPIi``, ``BH3i``; hours;
-    growth and death laws for the cell-fate weights; ``x0`` the untreated steady state. Pass
-    ``params=melanoma_cell_params(key, n_cells)`` to `grn.simulate` for the per-cell
-    heterogeneity of the chromatin remodelling rate that the variant relies on.
+    growth and death laws for the cell-fate weights; ``x0`` the untreated ensemble's mean. The
+    network declares the per-cell log-normal spread of the chromatin remodelling rate kM1
+    (``cell_params``, drawn by `grn.simulate` from its key) and a 20-day untreated
+    pre-equilibration (``equilibrate_h``), so the plain ``grn.simulate(melanoma(), ts, key=key,
+    n_cells=n, schedule=...)`` starts from each cell's own untreated state.
     """
     reactions = [Reaction(eq, _Scaled(_as_law(law), omega), name) for eq, law, omega, name in _ROWS]
+    km1 = LogNormal(median=PARAMS["kM1"], sigma=KM1_LOG_SD)
     return Network(
         species=SPECIES,
         reactions=reactions,
@@ -389,20 +402,21 @@ def melanoma() -> Network:
         inputs=INPUTS,
         growth=_Scaled(_as_law(_growth), None),
         death=_Scaled(_as_law(_death), None),
+        cell_params={"kM1": km1},
+        equilibrate_h=EQUILIBRATE_DAYS * 24.0,
     )
 
 
 def melanoma_cell_params(
     key, n_cells: int, kM1: float | None = None, log_sd: float = KM1_LOG_SD
 ) -> dict:
-    """Per-cell parameters: ``{"kM1": kM1 * exp(log_sd * z)}`` with ``z ~ N(0, 1)`` per cell.
+    """Explicit per-cell draws ``{"kM1": kM1 * exp(log_sd * z)}``, ``z ~ N(0, 1)`` per cell.
 
-    ``kM1`` (the median) defaults to the network's, ``PARAMS["kM1"]``; pass the result as
-    ``grn.simulate(melanoma(), ..., params=melanoma_cell_params(key, n_cells))`` (merge other
-    overrides into the dict).
+    The network draws these itself (``cell_params``); this helper gives them as an explicit
+    ``params=`` override, e.g. for another median or spread. ``kM1`` (the median) defaults to the
+    network's, ``PARAMS["kM1"]``.
     """
     if not isinstance(n_cells, int) or isinstance(n_cells, bool) or n_cells < 1:
         raise ValueError(f"n_cells must be a positive integer, got {n_cells!r}")
     median = PARAMS["kM1"] if kM1 is None else kM1
-    z = jax.random.normal(key, (n_cells,))
-    return {"kM1": median * jnp.exp(log_sd * z)}
+    return {"kM1": LogNormal(median=median, sigma=log_sd).sample(key, n_cells)}

@@ -1,7 +1,8 @@
 """The five behaviours of ``shared/MODEL.md`` and the reference fit, measured on an ensemble.
 
-`run_protocols` simulates the standard protocols of the built-in melanoma model from a shared
-untreated ensemble; `assess` turns them into the numbers MODEL.md names, each with a Monte-Carlo
+`run_protocols` simulates the standard protocols of the built-in melanoma model, each as the
+plain call (the network's own per-cell kM1 spread and untreated pre-equilibration, one key for
+every condition); `assess` turns them into the numbers MODEL.md names, each with a Monte-Carlo
 standard error, and a pass/fail per behaviour:
 
 1. Two sequential waves: mean W1 peaks on day 1-5 and is below half its peak at day 29; mean
@@ -16,6 +17,9 @@ standard error, and a pass/fail per behaviour:
 
 Reference fit: R² of the mean wave scores against Su et al.'s two-wave kinetics on the scoring
 days (`grn.models._two_wave.wave_score_fit`), >= 0.9 for each score in each phase.
+
+pERK (MODEL.md's time scales): mean E falls >= 90 % within ~1 h of BRAFi; reported with E at 24
+and 48 h and at day 29 of the control run (the partial rebound as the AXL-like W2 rises).
 
 "SOX10-low" is S below half the untreated ensemble's mean S (day 0 of the control run).
 """
@@ -39,35 +43,47 @@ INTERVENTIONS = {"NFKBi": 0.8, "NAC": 1.0, "EPIi": 0.8, "BH3i": 1.0}
 """Behaviour-5 (and 4) levels, each from day 0 on top of BRAFi."""
 
 
+PERK_HOURS = (0.0, 1.0, 24.0, 48.0)
+"""Output times (h) of the pERK run: untreated, ~1 h on BRAFi (MODEL.md: falls >= 90 %), and the
+partial rebound by 24-48 h."""
+
+
 def run_protocols(
     solver,
     key,
     n_cells: int,
-    pre_days: float = 30.0,
+    pre_days: float | None = None,
     interventions: Mapping[str, float] = INTERVENTIONS,
     per_day: int = 2,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Simulate the control protocol and each intervention from one untreated ensemble.
+    """Simulate the control protocol, each intervention and the pERK run for the same cells.
 
-    The cells (per-cell kM1 from `melanoma_cell_params`) first relax for ``pre_days`` with all
-    inputs 0 from the default x0; their final states are every condition's x0. ``control``: BRAFi
-    0.95 days 0-29, then 0 to day 64; each intervention from day 0 on top of BRAFi, to day 29.
-    All conditions share the cells and the key (common random numbers). Returns ``{"days":
-    {name: array}, "solutions": {name: Solution}, "wall_s": {...}, "events": {...}}``.
+    ``control`` is the plain call ``grn.simulate(melanoma(), ts, key=key, solver=solver,
+    n_cells=n_cells, schedule=...)``: the network's own per-cell kM1 draws and untreated
+    pre-equilibration (``equilibrate_h``; ``pre_days`` overrides it), then BRAFi 0.95 days 0-29
+    and 0 to day 64, outputs ``per_day`` a day. The other conditions are the same plain call
+    with the control's state at t = 0 as ``x0`` (so no second pre-run; with integer counts, not
+    the CLE's): the same key draws the same kM1 and gives the same cell keys, so each is what its
+    own plain call would give for these cells (common random numbers), at a fraction of the
+    cost. Each intervention runs from
+    day 0 on top of BRAFi, to day 29; ``pERK``: BRAFi from 0 with outputs at `PERK_HOURS`.
+    Returns ``{"days": {name: array}, "solutions": {name: Solution}, "perk": Solution,
+    "wall_s": {...}, "events": {...}}``.
     """
     import grn
 
-    from ._melanoma import melanoma, melanoma_cell_params
+    from ._melanoma import melanoma
 
     net = melanoma()
-    k_cells, k_pre, k_sim = jax.random.split(key, 3)
-    params = melanoma_cell_params(k_cells, n_cells)
+    extra = {} if pre_days is None else {"equilibrate": pre_days * DAY}
     out = {"days": {}, "solutions": {}, "wall_s": {}, "events": {}}
 
-    def run(name, ts, **kwargs):
+    def run(name, ts, schedule, **start):
         started = time.perf_counter()
-        sol = grn.simulate(net, ts, solver=solver, params=params, **kwargs)
+        sol = grn.simulate(
+            net, ts, key=key, solver=solver, n_cells=n_cells, schedule=schedule, **start
+        )
         jax.block_until_ready(sol.ys)
         out["wall_s"][name] = round(time.perf_counter() - started, 2)
         out["events"][name] = float(np.sum(np.asarray(sol.n_events, np.float64)))
@@ -75,8 +91,7 @@ def run_protocols(
             progress(f"{name}: {n_cells} cells, {ts[-1] / DAY:.0f} days, {out['wall_s'][name]} s")
         return sol
 
-    pre = run("untreated", np.array([0.0, pre_days * DAY]), key=k_pre)
-    x0 = {s: pre[s][:, -1] for s in pre.species}
+    x0 = None  # set by the control run (first)
     conditions = {"control": {"BRAFi": DRUG}}
     conditions.update({k: {"BRAFi": DRUG, k: v} for k, v in interventions.items()})
     for name, levels in conditions.items():
@@ -85,8 +100,15 @@ def run_protocols(
         ts = np.arange(0.0, end * DAY + 1e-9, DAY / per_day)
         values = {u: [v, 0.0] if off else [v] for u, v in levels.items()}
         schedule = grn.Schedule(times=[0.0, ON_DAYS * DAY] if off else [0.0], values=values)
-        out["solutions"][name] = run(name, ts, key=k_sim, x0=x0, schedule=schedule)
+        start = extra if x0 is None else {"x0": x0}
+        out["solutions"][name] = sol = run(name, ts, schedule, **start)
         out["days"][name] = ts / DAY
+        counts = np.asarray(sol.ys[:, 0, :])
+        if off and np.all(counts == np.round(counts)):  # the control's cells at t = 0 (not CLE's)
+            x0 = {s: sol[s][:, 0] for s in sol.species}
+    perk = grn.Schedule(times=[0.0], values={"BRAFi": [DRUG]})
+    start = extra if x0 is None else {"x0": x0}
+    out["perk"] = run("pERK", np.asarray(PERK_HOURS), perk, **start)
     return out
 
 
@@ -110,6 +132,35 @@ def _first_crossing(t, y, level, rising):
 def _ratio_se(a, b, se_a, se_b):
     """Delta-method standard error of a / b for independent-ish a, b (conservative)."""
     return abs(a / b) * np.sqrt((se_a / a) ** 2 + (se_b / b) ** 2)
+
+
+def _ratio(a, b):
+    """mean(a) / mean(b) over paired cells and its delta-method standard error."""
+    r = a.mean() / b.mean()
+    resid = (a - r * b) / b.mean()  # linearisation of mean(a) / mean(b)
+    return float(r), float(resid.std(ddof=1) / np.sqrt(a.shape[0]))
+
+
+def _perk(sol, control_days, control) -> dict:
+    """pERK (E) on BRAFi relative to the untreated state (the same cells at t = 0): the drop at
+    ~1 h (MODEL.md: >= 90 %), the level at 24 and 48 h and at day 29 of the control run."""
+    e = np.asarray(sol["E"], np.float64)
+    (r1, se1), (r24, se24), (r48, se48) = (_ratio(e[:, k], e[:, 0]) for k in (1, 2, 3))
+    c = np.asarray(control["E"], np.float64)
+    r29, se29 = _ratio(_at(control_days, c, ON_DAYS), c[:, 0])
+    return {
+        "hours": list(PERK_HOURS),
+        "E_untreated": float(e[:, 0].mean()),
+        "drop_1h": 1.0 - r1,
+        "drop_1h_se": se1,
+        "E_24h_over_untreated": r24,
+        "E_24h_se": se24,
+        "E_48h_over_untreated": r48,
+        "E_48h_se": se48,
+        "E_d29_over_untreated": r29,
+        "E_d29_se": se29,
+        "pass": bool(1.0 - r1 >= 0.9),
+    }
 
 
 def assess(runs: Mapping) -> dict:
@@ -191,6 +242,7 @@ def assess(runs: Mapping) -> dict:
         "max": bc[best],
         "max_day": best,
         "max_se_bootstrap": float(np.std(boot, ddof=1)),
+        "day0_untreated": float(bimodality_coefficient(_at(days, y["S"], 0.0))),
         "threshold": 5 / 9,
         "pass": bool(bc[best] > 5 / 9),
     }
@@ -241,6 +293,8 @@ def assess(runs: Mapping) -> dict:
         name: float(_at(runs["days"][name], np.asarray(sol.viable_cells()), ON_DAYS))
         for name, sol in runs["solutions"].items()
     }
+    perk = _perk(runs["perk"], days, ctl) if "perk" in runs else None
+
     behaviours = {
         "1_two_waves": b1,
         "2_reversible_memory": b2,
@@ -252,7 +306,12 @@ def assess(runs: Mapping) -> dict:
         "cells": n,
         "behaviours": behaviours,
         "reference_fit": reference,
-        "all_pass": bool(all(b["pass"] for b in behaviours.values()) and reference["pass"]),
+        "perk": perk,
+        "all_pass": bool(
+            all(b["pass"] for b in behaviours.values())
+            and reference["pass"]
+            and (perk is None or perk["pass"])
+        ),
         "viable_d29_over_d0": viable,
         "control_daily": {
             "days": days[:: max(1, int(round(1 / (days[1] - days[0]))))].tolist(),

@@ -1,7 +1,8 @@
 """A SYNTHETIC measurement set generated from the built-in melanoma model (exact SSA ensembles).
 
-Not data from any laboratory: ensembles of `melanoma()` with its default ("true") parameters and
-per-cell chromatin heterogeneity, simulated with the exact SSA, summarised as population means
+Not data from any laboratory: ensembles of `melanoma()` with its default ("true") parameters,
+its own per-cell chromatin heterogeneity and untreated pre-equilibration (the plain call),
+simulated with the exact SSA, summarised as population means
 and SOX10-low fractions plus single-cell SOX10 snapshots, with Gaussian measurement noise added.
 It is shipped as package data (``grn/models/data/melanoma_synthetic_*``) for the fitting demo and
 tests, in the tables ``shared/DESIGN.md`` fixes:
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -85,12 +87,11 @@ def generate(out_dir: Path = DATA_DIR, n_cells: int = 256, seed: int = 0, progre
     """Simulate every condition with the exact SSA and write the three files into ``out_dir``."""
     import grn
 
-    from ._melanoma import X0, melanoma, melanoma_cell_params
+    from ._melanoma import X0, melanoma
 
     net = melanoma()
     key = jax.random.key(seed)
-    k_cells, k_sim, k_noise, k_pick = jax.random.split(key, 4)
-    cell_params = melanoma_cell_params(k_cells, n_cells)
+    _, k_sim, k_noise, k_pick = jax.random.split(key, 4)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_noise)).ravel())
     threshold = 0.5 * X0["S"]
     rows, walls = [], {}
@@ -102,7 +103,7 @@ def generate(out_dir: Path = DATA_DIR, n_cells: int = 256, seed: int = 0, progre
             ts=jnp.asarray(days * DAY),
             key=jax.random.fold_in(k_sim, c),
             solver=grn.SSA(max_events=10**9),
-            params=cell_params,
+            n_cells=n_cells,
             schedule=schedule(condition),
         )
         counts = {s: np.asarray(sol[s], np.float64) for s in sol.species}
@@ -158,7 +159,12 @@ def generate(out_dir: Path = DATA_DIR, n_cells: int = 256, seed: int = 0, progre
         "description": "SYNTHETIC data generated from grn.models.melanoma() by exact SSA "
         "ensembles with the default parameters; not laboratory measurements.",
         "params": {k: float(v) for k, v in net.params.items()},
-        "per_cell": "kM1_i = kM1 * exp(KM1_LOG_SD * z_i), z_i ~ N(0, 1) (melanoma_cell_params)",
+        "per_cell": {
+            name: {"distribution": type(d).__name__}
+            | {f.name: float(getattr(d, f.name)) for f in dataclasses.fields(d)}
+            for name, d in net.cell_params.items()
+        },
+        "equilibrate_h": net.equilibrate_h,
         "observables": {**OBSERVABLES, SOX10_LOW: f"fraction of cells with S < {threshold:g}"},
         "noise": {
             "population": f"Gaussian, sd = max({RELATIVE_NOISE} * value, floor)",
