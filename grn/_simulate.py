@@ -369,6 +369,7 @@ def _equilibration(network, solver, ts, hours, dtype):
         # duration, plus one restart per network event (t0 may be traced).
         window = np.array([0.0, hours]) if t0 is None else np.array([t0[0] - hours, t0[0]])
         bound = CLE(solver.dt).bind(network, window, np.zeros(0))  # untreated: no breakpoints
+        assert isinstance(bound, CLE) and bound.max_steps is not None
         return CLE(solver.dt, bound.max_steps + len(network.events)), pre_ts, untreated
     concrete = None if t0 is None else np.array([t0[0] - hours, t0[0]])
     return solver.bind(network, concrete, _concrete(untreated[0])), pre_ts, untreated
