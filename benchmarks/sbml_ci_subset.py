@@ -4,7 +4,7 @@ From a full run's table (``grn sbml-suite --out DIR`` writes ``DIR/sbml_semantic
 status, tags, seconds), a tag is *supported* when it is defined in the suite's ``all-tags.txt``
 and at least one passing case carries it. The subset is a greedy weighted set cover of the
 supported tags by passing cases: repeatedly take the case that covers the most still-uncovered
-tags per second of its run time (ties: fewer seconds, then the lower case number), until every
+tags per CPU second of its run (ties: fewer seconds, then the lower case number), until every
 supported tag is covered. ``--copy`` writes the chosen cases (model file at the level the runner
 reads, settings, results and the ``-model.m`` that lists the tags) into ``tests/data/sbml-semantic``
 and drops the cases there that the subset no longer holds.
@@ -39,10 +39,16 @@ def defined_tags(suite: Path) -> set[str]:
 
 
 def read_run(table: Path) -> list[tuple[str, str, frozenset[str], float]]:
-    """(case, status, tags, seconds) per row of a run's ``sbml_semantic.csv``."""
+    """(case, status, tags, cost) per row of a run's ``sbml_semantic.csv``; the cost is the
+    case's process CPU seconds (its wall seconds in tables without them)."""
     with open(table, newline="") as fh:
         return [
-            (row["case"], row["status"], frozenset(row["tags"].split()), float(row["seconds"]))
+            (
+                row["case"],
+                row["status"],
+                frozenset(row["tags"].split()),
+                float(row.get("cpu_seconds") or row["seconds"]),
+            )
             for row in csv.DictReader(fh)
         ]
 
@@ -91,7 +97,7 @@ def main(argv=None) -> None:
     by_case = {r[0]: r for r in rows}
     supported = set().union(*(r[2] & tags for r in rows if r[1] == "pass"))
     seconds = sum(by_case[c][3] for c in cases)
-    print(f"{len(cases)} cases cover {len(supported)} supported tags ({seconds:.0f} s in the run):")
+    print(f"{len(cases)} cases cover {len(supported)} supported tags ({seconds:.0f} s CPU):")
     for c in cases:
         print(f"  {c} ({by_case[c][3]:.1f} s): {' '.join(sorted(by_case[c][2] & tags))}")
     never = sorted(tags - supported)
