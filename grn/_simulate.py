@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import overload
@@ -121,6 +122,12 @@ def simulate(
             f"; use grn.ODE()"
         )
     solver.check(network)
+    if isinstance(solver, ODE) and solver.fallback is not None and reduce is None:
+        options = dict(
+            n_cells=n_cells, params=params, x0=x0, schedule=schedule, batch_size=batch_size,
+            progress=progress, equilibrate=equilibrate,
+        )  # fmt: skip
+        return _with_fallback(network, ts, key, solver, throw, options)
     dtype = jnp.zeros(()).dtype
     ts = _check_times(ts, dtype)
     equilibrate = _dist.equilibrate_hours(
@@ -296,13 +303,31 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
             out = {**out, "mean": mean}
         return out
     assert isinstance(out, CellPath)
-    if throw:
-        ys = out.ys
-        for code in RESULTS:
-            if code != RESULTS.successful:
-                ys = eqx.error_if(ys, jnp.any(out.result == code), RESULTS.message(code))
-        out = out._replace(ys=ys)
-    return out
+    return out._replace(ys=_checked(out.ys, out.result)) if throw else out
+
+
+def _checked(ys, result):
+    """``ys``, raising if any cell's ``result`` is not successful (`eqx.error_if`)."""
+    for code in RESULTS:
+        if code != RESULTS.successful:
+            ys = eqx.error_if(ys, jnp.any(result == code), RESULTS.message(code))
+    return ys
+
+
+def _with_fallback(network, ts, key, solver, throw, options):
+    """`grn.ODE`'s automatic method: its ``method`` first; where a cell's integration failed
+    (step budget exhausted: a stiff system) every cell again with its ``fallback`` method. The
+    check needs concrete results; under a JAX transformation only ``method`` runs."""
+    first = dataclasses.replace(solver, fallback=None)
+    sol = simulate(network, ts, key, solver=first, throw=False, **options)
+    assert isinstance(sol, Solution)
+    failed = not isinstance(sol.result, jax.core.Tracer) and bool(
+        np.any(np.asarray(sol.result) == RESULTS.solver_failed)
+    )
+    if failed:
+        stiff = dataclasses.replace(first, method=solver.fallback)
+        return simulate(network, ts, key, solver=stiff, throw=throw, **options)
+    return eqx.tree_at(lambda s: s.ys, sol, _checked(sol.ys, sol.result)) if throw else sol
 
 
 def _stream(one, cells, batch_size, hist_index, edges):

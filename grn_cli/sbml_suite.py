@@ -83,10 +83,13 @@ def run(args) -> int:
     csv_path = out / "sbml_semantic.csv"
     with open(csv_path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["case", "status", "tags", "seconds", "detail"])
+        writer.writerow(["case", "status", "tags", "seconds", "cpu_seconds", "detail"])
         for r in results:
             detail = r.worst or r.message
-            writer.writerow([r.case, r.status, " ".join(r.tags), f"{r.seconds:.2f}", detail])
+            tags = " ".join(r.tags)
+            writer.writerow(
+                [r.case, r.status, tags, f"{r.seconds:.2f}", f"{r.cpu_seconds:.2f}", detail]
+            )
     command = "grn " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     md_path = out / "sbml_semantic.md"
     md_path.write_text(grn.io.summary_markdown(results, command=command))
@@ -98,6 +101,7 @@ def run(args) -> int:
         "counted": len(counted),
         **totals,
         "wall_time_s": time.perf_counter() - started,
+        "cpu_time_s": sum(r.cpu_seconds for r in results),
     }
     run_path = provenance.write(
         out / "run.json", record, args, {"table": csv_path, "report": md_path}

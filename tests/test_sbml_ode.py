@@ -323,3 +323,36 @@ def test_level3_zero_dimensional_compartment_with_a_size_is_ordinary():
     assert 'spatialDimensions="0"' in text
     out = run(text, TS)
     np.testing.assert_allclose(out["S"], 2.0 + 1.5 * TS, rtol=1e-10)  # amount = conc * size
+
+
+def test_stiff_model_passes_with_the_default_method():
+    """Robertson's chemical kinetics to t = 4e4: Tsit5 alone runs out of steps (the result code
+    says so); the default `grn.ODE` then re-runs with its fallback, Kvaerno5, and matches
+    scipy's Radau."""
+    from scipy.integrate import solve_ivp
+
+    k1, k2, k3 = 0.04, 3e7, 1e4
+    text = build(
+        params={"k1": (k1, True), "k2": (k2, True), "k3": (k3, True)},
+        species={"A": {"amount": 1.0}, "B": {"amount": 0.0}, "D": {"amount": 0.0}},
+        reactions=[
+            {"id": "r1", "law": "k1 * A", "reactants": {"A": 1}, "products": {"B": 1}},
+            {"id": "r2", "law": "k2 * B^2", "reactants": {"B": 2}, "products": {"B": 1, "D": 1}},
+            {"id": "r3", "law": "k3 * B * D", "reactants": {"B": 1}, "products": {"A": 1}},
+        ],
+    )
+    ts = np.array([0.0, 0.4, 4.0, 40.0, 400.0, 4e3, 4e4])
+
+    def rhs(t, y):
+        a, b, d = y
+        r1, r2, r3 = k1 * a, k2 * b * b, k3 * b * d
+        return [-r1 + r3, r1 - r2 - r3, r2]
+
+    ref = solve_ivp(rhs, (0, ts[-1]), [1, 0, 0], "Radau", t_eval=ts, rtol=1e-12, atol=1e-16).y
+    out = run(text, ts)
+    for i, name in enumerate("ABD"):
+        np.testing.assert_allclose(out[name], ref[i], rtol=1e-7, atol=1e-13, err_msg=name)
+    with jax.enable_x64(True):
+        explicit = grn.ODE(rtol=1e-10, atol=1e-12, fallback=None)
+        sol = grn.simulate(grn.load_sbml(text), ts, solver=explicit, throw=False)
+    assert int(sol.result[0]) == grn.RESULTS.solver_failed

@@ -67,9 +67,12 @@ class ODE(AbstractDiffraxSolver):
 
     ``r`` are the macroscopic rates of the network's rate laws (mass action with powers, see
     `grn._rate_laws`), ``S`` the stoichiometry. The default method is the explicit ``Tsit5``
-    (Tsitouras 2011) with a PID step-size controller; pass ``method=diffrax.Kvaerno5()``
-    (L-stable ESDIRK) for stiff networks, where an explicit method runs out of ``max_steps``
-    (the result code says so). On the built-in melanoma model (64-day BRAFi protocol,
+    (Tsitouras 2011) with a PID step-size controller. Stiff systems are handled automatically:
+    where a cell's integration fails (a stiff system exhausts ``max_steps`` with an explicit
+    method), `grn.simulate` runs every cell again with ``fallback`` (default the L-stable ESDIRK
+    ``diffrax.Kvaerno5()``; ``fallback=None`` turns this off, ``method=diffrax.Kvaerno5()``
+    starts implicit). The check needs concrete results: under ``jax.jit`` or ``jax.grad`` of
+    `grn.simulate` only ``method`` runs. On the built-in melanoma model (64-day BRAFi protocol,
     rtol = atol = 1e-6, 2-core CPU) Tsit5 takes 22,536 steps (1.5 s; 4 s to compile) while
     Kvaerno5 exhausted 100,000 steps (23 s; 12 s to compile, the LNA 33-51 s). Schedule
     breakpoints are passed as ``jump_ts`` so no step straddles a change of input. The fate
@@ -84,6 +87,8 @@ class ODE(AbstractDiffraxSolver):
     located by root finding (`grn._solvers._ode_events`); its solution also holds the system's
     further outputs (rule targets, parameters, compartment sizes) by name.
     """
+
+    fallback: diffrax.AbstractSolver | None = eqx.field(default_factory=diffrax.Kvaerno5)
 
     def check(self, network) -> None:
         if network.ode is None:

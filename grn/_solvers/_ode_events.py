@@ -109,9 +109,11 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
     index = {name: i for i, name in enumerate(system.state)}
 
     def execute(i, t, y, p, vals):
+        e = env(y, p)  # once: built inside every branch it would grow as events x state
+
         def branch(ev):
             def run(y):
-                new = ev.apply(t, env(y, p), [vals[j] for j in range(ev.n_values)])
+                new = ev.apply(t, e, [vals[j] for j in range(ev.n_values)])
                 for name, v in new.items():
                     y = y.at[index[name]].set(jnp.asarray(v, dtype))
                 return y

@@ -36,6 +36,7 @@ class CaseResult:
     message: str = ""
     seconds: float = 0.0
     worst: str = field(default="")  # fail: the worst variable and time
+    cpu_seconds: float = 0.0  # process CPU time (all threads): the cost apart from other load
 
 
 def read_settings(path: Path) -> dict:
@@ -105,7 +106,7 @@ def run_case(folder: Path, solver=None) -> CaseResult:
         why = kind if kind != "TimeCourse" else "package " + ", ".join(packages)
         return CaseResult(case, "excluded", tags, why)
     settings = read_settings(folder / f"{case}-settings.txt")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     solver = solver or grn.ODE(rtol=1e-10, atol=1e-12)
     try:
         path = case_file(folder, case)
@@ -121,13 +122,15 @@ def run_case(folder: Path, solver=None) -> CaseResult:
                 v = v / np.asarray(sol[compartments[name]])[0]
             values[name] = v
     except (ValueError, NotImplementedError) as err:
-        return CaseResult(case, "refused", tags, _first_line(err), time.perf_counter() - start)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return CaseResult(case, "refused", tags, _first_line(err), seconds, cpu_seconds=cpu)
     except _Timeout:
         raise
     except Exception as err:  # noqa: BLE001 - a crash is a result, recorded as such
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         message = f"{type(err).__name__}: {_first_line(err)}"
-        return CaseResult(case, "error", tags, message, time.perf_counter() - start)
-    seconds = time.perf_counter() - start
+        return CaseResult(case, "error", tags, message, seconds, cpu_seconds=cpu)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     expected = _read_results(folder / f"{case}-results.csv")
     tol_abs, tol_rel = float(settings["absolute"]), float(settings["relative"])
     worst, worst_ratio = "", 0.0
@@ -142,7 +145,8 @@ def run_case(folder: Path, solver=None) -> CaseResult:
             worst_ratio = float(ratio[i])
             worst = f"{name} at t={ts[i]:g}: expected {column[i]:.6g}, got {mine[i]:.6g}"
     status = "pass" if worst_ratio <= 1.0 else "fail"
-    return CaseResult(case, status, tags, "", seconds, worst if status == "fail" else "")
+    detail = worst if status == "fail" else ""
+    return CaseResult(case, status, tags, "", seconds, detail, cpu_seconds=cpu)
 
 
 def _first_line(err) -> str:
@@ -237,11 +241,14 @@ def summary_markdown(results: list[CaseResult], command: str = "") -> str:
             detail = (r.worst or r.message).replace("|", "\\|")
             lines.append(f"| {r.case} | {r.status} | {', '.join(r.tags)} | {detail} |")
     times = [r.seconds for r in counted]
+    cpus = [r.cpu_seconds for r in counted]
     if times:
         lines += [
             "",
             f"Seconds per case (load + compile + run): median {np.median(times):.2f}, "
-            f"max {max(times):.1f}, total {sum(times) / 60:.1f} min.",
+            f"max {max(times):.1f}, total {sum(times) / 60:.1f} min; process CPU seconds per "
+            f"case (all threads): median {np.median(cpus):.2f}, max {max(cpus):.1f}, total "
+            f"{sum(cpus) / 60:.1f} min.",
         ]
     return "\n".join(lines) + "\n"
 
