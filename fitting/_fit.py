@@ -269,7 +269,8 @@ class FitResult:
 
     ``params``: natural values of all fitted and frozen parameters of the best start; ``loss``
     its objective; ``best_start`` its index. Per start: ``start_params`` (name -> (starts,)),
-    ``start_loss``, ``converged`` (early-stopped), ``phi`` (optimiser coordinates).
+    ``start_loss``, ``converged`` (early-stopped), ``phi`` (optimiser coordinates). A start
+    whose loss stayed non-finite (its simulation failed) has status ``failed`` in `to_json`.
     ``history`` (steps, starts) is the loss before each step; ``n_steps`` steps were taken.
     """
 
@@ -300,6 +301,7 @@ class FitResult:
                     "params": {n: float(v[i]) for n, v in self.start_params.items()},
                     "loss": float(self.start_loss[i]),
                     "converged": bool(self.converged[i]),
+                    "status": "fitted" if np.isfinite(self.start_loss[i]) else "failed",
                 }
                 for i in range(self.start_loss.shape[0])
             ],

@@ -186,3 +186,18 @@ def test_profile_flags_steady_state_only(transient):
     for name, p in ok.items():
         assert p.identifiable, name
         assert p.lower < result.params[name] < p.upper
+
+
+def test_to_json_marks_a_start_with_non_finite_loss_failed():
+    result = fitting.FitResult(
+        params={"k": 1.0},
+        loss=2.0,
+        best_start=1,
+        start_params={"k": np.array([0.5, 1.0])},
+        start_loss=np.array([np.inf, 2.0]),
+        converged=np.array([True, True]),
+        phi={"k": np.array([0.0, 0.0])},
+        history=np.zeros((0, 2)),
+        n_steps=0,
+    )
+    assert [s["status"] for s in result.to_json()["starts"]] == ["failed", "fitted"]
