@@ -349,8 +349,9 @@ def test_optimise_schedule_reaches_lp_optimum(cascade):
 def test_melanoma_day0_ranking():
     """MODEL.md behaviour 5 in the day-0 scan (CLE, dt = 0.1 h, 96 cells with per-cell kM1, 29
     days; a coarse step, cheap for CI: its numbers are biased against dt = 0.02 h and the exact
-    SSA, e.g. viable cells at day 3 0.64 against 0.32, but not the directions checked here): NF-kB inhibition, NAC and EPIi each lower the SOX10-low fraction, NFKBi and NAC by more
-    than half, and the BH3 mimetic (no path to SOX10) leaves it within two standard errors; NF-kB
+    SSA, e.g. viable cells at day 3 0.64 against 0.32, but not the directions checked here):
+    NF-kB inhibition, NAC and EPIi each lower the SOX10-low fraction, NFKBi and NAC by more than
+    half, and the BH3 mimetic (no path to SOX10) leaves it within two standard errors; NF-kB
     inhibition or NAC ranks first (issue 7; exact SSA, 64 cells: SOX10-low at day 29 0.11 with
     NAC, 0.25 NFKBi, 0.36 EPIi, control 0.88).
     """
