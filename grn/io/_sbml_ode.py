@@ -12,7 +12,9 @@ compartment size or species reference (stoichiometry) that a rate rule or an eve
 - assignment rules are substituted into every expression that reads their variable;
 - events: see `grn._solvers._ode_events` (delays, priorities, persistence, initial values,
   values from trigger time); a value assigned to a concentration species is converted to an
-  amount with the compartment size after the event's assignments.
+  amount with the compartment size before the event's assignments (all of an event's
+  assignments read the state before it, SBML L3v2 section 4.12.7; a size assigned by the same
+  event then changes the concentration, not the amount).
 
 ``rateOf(x)`` is x's rate rule, its reactions' net rate (a concentration's for a species in
 concentration units), or 0 for what only events change. Algebraic rules that do not determine
@@ -328,8 +330,8 @@ class _ODEBuilder:
             new = dict(env)
             for target, v in zip(targets, vals):
                 new[target] = v
-            for target in sizes:  # concentrations -> amounts, with the sizes after the event
-                new[target] = new[target] * sizes[target](t, new)
+            for target in sizes:  # concentrations -> amounts, with the sizes before the event
+                new[target] = new[target] * sizes[target](t, env)
             return {target: new[target] for target in targets}
 
         delay = priority = None
