@@ -957,6 +957,7 @@ def load_petab(
         ts=jnp.asarray(ts),
         x0=None,
         cell_params=None,
+        distributions={},
         key=jax.random.key(0) if key is None else key,
         schedule_times=jnp.zeros((0,), dtype),
         schedule_table=jnp.zeros((0, 0), dtype),
