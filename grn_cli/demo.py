@@ -109,7 +109,7 @@ def add_parser(commands) -> None:
             "burden (viable SOX10-low cell-days, days 0-29) with the day-29 SOX10-low snapshot "
             "beside it, compute time-resolved sensitivities, and write report.md, "
             "interventions.csv, pairs.csv, results.json and figures into --out "
-            "(about 10 minutes on 2 CPU cores; --quick about a minute or two)."
+            "(about 6.5 minutes on 2 idle CPU cores; --quick about two)."
         ),
     )
     p.add_argument(
