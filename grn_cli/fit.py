@@ -247,7 +247,7 @@ def _run(args, config) -> int:
 
     import fitting
 
-    from .plots import plot_fit, plot_history
+    from .plots import plot_fit
 
     started = time.perf_counter()
     out = options.output_folder(args.out)
@@ -291,16 +291,9 @@ def _run(args, config) -> int:
         profiles = fitting.profile_likelihood(problem, result, progress=not args.quiet)
         identifiable = {n: p.identifiable for n, p in profiles.items()}
 
-    files = {
-        "fit": out / "fit.json",
-        "history": out / "history.csv",
-        "plot": out / "fit.png",
-        "history_plot": out / "history.png",
-        "checkpoint": checkpoint,
-    }
-    write_history(result, files["history"])
-    plot_fit(problem, measurements, result, files["plot"])
-    plot_history(result, files["history_plot"])
+    files = write_fit_files(
+        out, checkpoint, result, lambda path: plot_fit(problem, measurements, result, path)
+    )
     report = {
         "config": str(config["path"]),
         "params": result.params,
@@ -337,6 +330,24 @@ def _run(args, config) -> int:
         print("grn: error: every start failed (infinite loss)", file=sys.stderr)
         return 1
     return 0
+
+
+def write_fit_files(out: Path, checkpoint, result, plot) -> dict:
+    """Write a fit's ``history.csv``, ``history.png`` and ``fit.png`` (drawn by ``plot(path)``);
+    return every file's path by role (``fit.json`` is the caller's to write)."""
+    from .plots import plot_history
+
+    files = {
+        "fit": out / "fit.json",
+        "history": out / "history.csv",
+        "plot": out / "fit.png",
+        "history_plot": out / "history.png",
+        "checkpoint": checkpoint,
+    }
+    write_history(result, files["history"])
+    plot(files["plot"])
+    plot_history(result, files["history_plot"])
+    return files
 
 
 def write_history(result, path: Path) -> None:

@@ -149,8 +149,8 @@ def _run(args, settings) -> int:
 
     import fitting
 
-    from .fit import write_history
-    from .plots import plot_history, plot_petab_fit
+    from .fit import write_fit_files
+    from .plots import plot_petab_fit
 
     started = time.perf_counter()
     out = options.output_folder(args.out)
@@ -192,16 +192,9 @@ def _run(args, settings) -> int:
         values = {n: jnp.asarray(v[i]) for n, v in result.start_params.items()}
         prior = float(problem.log_prior({**problem.nominal, **values}))
         llh.append(-float(loss) - prior if math.isfinite(loss) else None)
-    files = {
-        "fit": out / "fit.json",
-        "history": out / "history.csv",
-        "plot": out / "fit.png",
-        "history_plot": out / "history.png",
-        "checkpoint": checkpoint,
-    }
-    write_history(result, files["history"])
-    plot_petab_fit(problem, result, files["plot"])
-    plot_history(result, files["history_plot"])
+    files = write_fit_files(
+        out, checkpoint, result, lambda path: plot_petab_fit(problem, result, path)
+    )
     starts_json = result.to_json()["starts"]
     for entry, value in zip(starts_json, llh):
         entry["log_likelihood"] = value
