@@ -119,11 +119,15 @@ class Hybrid(AbstractSolver):
         core = Stepper(network, ts, params, schedule_times, schedule_table)
         fate = network.growth is not None or network.death is not None
 
-        def partition(a, xp):
+        def split(a, xp):
+            """``(a_fast, nu_fast, a_slow, nu_slow)``: a given partition gathers its reactions
+            (no normals drawn for slow ones); the automatic one masks."""
             if fixed is not None:
-                return jnp.asarray(fixed)
+                fi, si = np.flatnonzero(fixed), np.flatnonzero(~fixed)
+                return a[fi], nu[fi], a[si], nu[si]
             fewest = jnp.min(jnp.where(touched, xp[None, :], jnp.inf), axis=1)
-            return (a * dt >= self.min_firings) & (fewest >= self.min_count)
+            fast = (a * dt >= self.min_firings) & (fewest >= self.min_count)
+            return jnp.where(fast, a, 0.0), nu, jnp.where(fast, 0.0, a), nu
 
         def step(s, _):
             active = core.unfinished(s) & (s["n"] < self.max_steps)
@@ -132,9 +136,8 @@ class Hybrid(AbstractSolver):
             a = network.propensities(xp, at.p, at.u)
             invalid = ~jnp.isfinite(jnp.sum(a)) | any_true(a < 0)
             a = jnp.where(invalid, 0.0, a)  # the cell stops; keeps the step's arithmetic finite
-            fast = partition(a, xp)
-            a_slow = jnp.where(fast, 0.0, a)
-            a0s = weight_sum(a_slow)
+            a_fast, nu_fast, a_slow, nu_slow = split(a, xp)
+            a0s = weight_sum(a_slow) if a_slow.shape[0] else jnp.zeros((), dtype)
             # The slow clock reaches its threshold after (T - I) / a0s.
             to_jump = jnp.where(
                 a0s > 0, jnp.maximum(s["T"] - s["I"], 0.0) / jnp.where(a0s > 0, a0s, 1.0), jnp.inf
@@ -142,17 +145,17 @@ class Hybrid(AbstractSolver):
             reach = core.reach(at, jnp.minimum(dt, to_jump))
             h = jnp.where(active, reach.dt, 0.0)
             jump = ~reach.restart & (to_jump <= dt)
-            # Fast part: one Euler-Maruyama step of the CLE over h.
-            a_fast = jnp.where(fast, a, 0.0)
-            positive = a_fast > 0
-            root = jnp.where(positive, jnp.sqrt(jnp.where(positive, a_fast, 1.0)), 0.0)
-            rng, z = _xoshiro.next_normal(s["rng"], dtype)
-            x_new = at.x + (a_fast * h + root * z * jnp.sqrt(h)) @ nu
+            x_new, rng = at.x, s["rng"]
+            if a_fast.shape[0]:  # fast part: one Euler-Maruyama step of the CLE over h
+                positive = a_fast > 0
+                root = jnp.where(positive, jnp.sqrt(jnp.where(positive, a_fast, 1.0)), 0.0)
+                rng, z = _xoshiro.next_normal(rng, dtype)
+                x_new = x_new + (a_fast * h + root * z * jnp.sqrt(h)) @ nu_fast
             # Slow part: the jump that ends the step, and a new threshold.
             urng, r1 = _xoshiro.next_uniform(s["urng"], dtype)
             urng, r2 = _xoshiro.next_uniform(urng, dtype)
-            j = select_reaction(a_slow, r2)
-            x_new = jnp.where(jump, x_new + nu[j], x_new)
+            if a_slow.shape[0]:
+                x_new = jnp.where(jump, x_new + nu_slow[select_reaction(a_slow, r2)], x_new)
             lw_new = s["lw"] + network.fate_rate(xp, at.p, at.u) * h if fate else s["lw"]
             x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
             code = core.code(s, active, invalid, False, looped, x_new)
@@ -174,7 +177,8 @@ class Hybrid(AbstractSolver):
             return out, {"row": row, "ys": x_new, "lws": lw_new}
 
         state = core.initial_state(x0.astype(dtype))
-        state["rng"] = _xoshiro.seed(jax.random.fold_in(key, 0), (nu.shape[0],))
+        n_fast = nu.shape[0] if fixed is None else int(fixed.sum())
+        state["rng"] = _xoshiro.seed(jax.random.fold_in(key, 0), (n_fast,))
         urng, r1 = _xoshiro.next_uniform(_xoshiro.seed(jax.random.fold_in(key, 1)), dtype)
         state.update(urng=urng, T=-jnp.log1p(-r1), I=jnp.zeros((), dtype))
         state["jumps"] = jnp.zeros((), jnp.int32)
