@@ -161,3 +161,21 @@ def test_new_parameter_values_do_not_recompile():
     )
     assert len(calls) == traced
     assert np.asarray(other["A"])[:, -1].mean() > 2 * np.asarray(first["A"])[:, -1].mean()
+
+
+def test_negative_propensity_is_a_result_code():
+    """A rate law that turns negative stops the cell with invalid_propensity, not NaN."""
+    net = grn.Network(
+        species=["X"],
+        reactions=[
+            grn.Reaction("-> X", grn.mass_action("k"), "birth"),
+            grn.Reaction("X ->", lambda x, p, u: 5.0 - x["X"], "bad"),
+        ],
+        params={"k": 50.0},
+        x0={"X": 0},
+    )
+    for solver in (grn.Hybrid(dt=0.1, fast=()), grn.Hybrid(dt=0.1, min_count=0, min_firings=0)):
+        sol = grn.simulate(
+            net, [0.0, 5.0], key=jax.random.key(0), n_cells=4, solver=solver, throw=False
+        )
+        assert np.all(np.asarray(sol.result) == grn.RESULTS.invalid_propensity)

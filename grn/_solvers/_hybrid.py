@@ -25,7 +25,7 @@ class Hybrid(AbstractSolver):
     - Fast reactions advance the state by one Euler-Maruyama step of the CLE, as `grn.CLE`:
       ``x += sum_j nu_j (a_j h + sqrt(a_j h) z_j)`` over the fast ``j``, step ``h <= dt``.
     - Slow reactions fire exactly, by the time-change (integrated-propensity) representation
-      (Salis & Kaznessis 2005, their Eqs. 8-12): each cell keeps an Exp(1) threshold ``T`` and the
+      (Salis & Kaznessis 2005): each cell keeps an Exp(1) threshold ``T`` and the
       integral ``I`` of the total slow propensity ``a0s``. Within a step the slow propensities are
       those at its start, so ``I`` grows linearly and reaches ``T`` after ``(T - I) / a0s``; the
       step is shortened to end exactly there (through `Stepper.reach`, so output times,
@@ -43,9 +43,8 @@ class Hybrid(AbstractSolver):
     of firings in a step is then close to Gaussian, the CLE's premise), and one firing is small
     against the species it touches, every species it consumes or whose count it changes has
     ``>= min_count`` copies (default 100: a firing moves it by <= 1 %, and the CLE's ``sqrt(a h)``
-    excursions stay far from 0, where the CLE is a poor model of the jump process). Their paper
-    uses the same two thresholds (lambda = 10, epsilon = 100). A reaction switches to fast as its
-    counts grow, and back to slow as they fall.
+    excursions stay far from 0, where the CLE is a poor model of the jump process). A reaction
+    switches to fast as its counts grow, and back to slow as they fall.
 
     Like `grn.CLE`: propensities are evaluated at ``max(X, 0)`` (the state, continuous where fast
     reactions act, may dip slightly below 0 and is not clipped); the fate integral
