@@ -174,8 +174,24 @@ def test_negative_propensity_is_a_result_code():
         params={"k": 50.0},
         x0={"X": 0},
     )
-    for solver in (grn.Hybrid(dt=0.1, fast=()), grn.Hybrid(dt=0.1, min_count=0, min_firings=0)):
-        sol = grn.simulate(
-            net, [0.0, 5.0], key=jax.random.key(0), n_cells=4, solver=solver, throw=False
-        )
-        assert np.all(np.asarray(sol.result) == grn.RESULTS.invalid_propensity)
+    solver = grn.Hybrid(dt=0.1, min_count=0, min_firings=0)  # all fast: the CLE's arithmetic
+    sol = grn.simulate(
+        net, [0.0, 5.0], key=jax.random.key(0), n_cells=4, solver=solver, throw=False
+    )
+    assert np.all(np.asarray(sol.result) == grn.RESULTS.invalid_propensity)
+
+
+def test_time_event_is_a_restart_point():
+    """Event(at=1) empties X exactly at t = 1 (no step crosses it); the automatic partition
+    fires X's first 100 births as jumps and the rest by the CLE, before and after the event."""
+    reset = grn.Event(at=1.0, assign={"X": 0})
+    base = _birth_death(2000.0, 1.0)
+    net = grn.Network(
+        species=base.species, reactions=base.reactions, params={"k": 2000.0, "d": 1.0},
+        inputs=["boost"], x0={"X": 0}, events=[reset],
+    )  # fmt: skip
+    solver = grn.Hybrid(dt=0.05)
+    sol = grn.simulate(net, [0.0, 1.0, 1.5], key=jax.random.key(3), n_cells=8, solver=solver)
+    y = np.asarray(sol["X"])
+    assert np.all(y[:, 1] == 0) and np.all(y[:, 2] > 500)
+    assert np.all(np.asarray(sol.n_events) >= 200)  # 100 jumps before X reaches 100, each time
