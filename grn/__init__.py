@@ -19,6 +19,7 @@ from ._simulate import simulate as simulate
 from ._solution import RESULTS as RESULTS, Solution as Solution
 from ._solvers import (
     CLE as CLE,
+    Hybrid as Hybrid,
     LNA as LNA,
     ODE as ODE,
     SSA as SSA,

@@ -1,5 +1,6 @@
 from ._base import AbstractSolver as AbstractSolver, CellPath as CellPath
 from ._cle import CLE as CLE
+from ._hybrid import Hybrid as Hybrid
 from ._lna import LNA as LNA
 from ._ode import ODE as ODE
 from ._ssa import SSA as SSA
