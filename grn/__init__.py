@@ -19,11 +19,11 @@ from ._simulate import simulate as simulate
 from ._solution import RESULTS as RESULTS, Solution as Solution
 from ._solvers import (
     CLE as CLE,
-    Hybrid as Hybrid,
     LNA as LNA,
     ODE as ODE,
     SSA as SSA,
     AbstractSolver as AbstractSolver,
+    Hybrid as Hybrid,
     TauLeap as TauLeap,
 )
 from ._streaming import (
