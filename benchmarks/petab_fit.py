@@ -91,6 +91,8 @@ def run(problem, method: str, starts: dict, steps: int, chunk: int, budget: floa
         "n_steps": result.n_steps,
         "all_stopped": stopped,
         "start_loss": [float(v) for v in result.start_loss],
+        "start_params": {k: [float(x) for x in v] for k, v in result.start_params.items()},
+        "failed": [bool(v) for v in (result.failed if result.failed is not None else [])],
     }
 
 
