@@ -22,7 +22,7 @@ from ._problem import Problem
 TRACE_COUNT = {"step": 0}
 """How often the optimisation step was traced (tests use it to prove nothing recompiles)."""
 
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2
 
 
 @functools.cache
@@ -138,6 +138,7 @@ class _State(eqx.Module):
     best_loss: jax.Array  # (starts,)
     stall: jax.Array  # steps since the last improvement
     done: jax.Array  # early-stopped starts
+    failed: jax.Array  # starts whose step raised (a simulation failed inside a derivative)
 
 
 GRADIENT_MODES = ("reverse", "forward")
@@ -197,6 +198,7 @@ def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol, mod
         best_loss=jnp.where(better, loss, state.best_loss),
         stall=stall,
         done=state.done | (stall >= patience),
+        failed=state.failed,
     )
     return new_state, loss
 
@@ -214,9 +216,7 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
         stop, _ = opt.solver.terminate(fn, new_z, None, opt.options, new_st, tags)
         return new_z, _strong(eqx.filter(new_st, eqx.is_array)), loss, stop
 
-    # Starts in sequence (lax.map), not vmapped: equinox's runtime checks (lineax's test for
-    # non-finite input in the implicit stage solves of an ODE method) reduce over a vmapped
-    # axis, so under EQX_ON_ERROR=nan one start whose simulation fails would fail all.
+    # Starts in sequence (lax.map), not vmapped: each start's solver iterates on its own.
     new_z, new_opt, loss, stop = jax.lax.map(lambda a: one(*a), (state.phi, state.opt_state))
     finite_z = jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(new_z)]), axis=0)
     stop = stop | ~finite_z  # a start whose step came out non-finite stops where it was
@@ -237,6 +237,7 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
         best_loss=jnp.where(better, loss, state.best_loss),
         stall=stall,
         done=state.done | stop | (stall >= patience),
+        failed=state.failed,
     )
     return new_state, loss
 
@@ -270,8 +271,9 @@ class FitResult:
     ``params``: natural values of all fitted and frozen parameters of the best start; ``loss``
     its objective; ``best_start`` its index. Per start: ``start_params`` (name -> (starts,)),
     ``start_loss``, ``converged`` (early-stopped), ``phi`` (optimiser coordinates). A start
-    whose loss stayed non-finite (its simulation failed) has status ``failed`` in `to_json`.
-    ``history`` (steps, starts) is the loss before each step; ``n_steps`` steps were taken.
+    whose loss stayed non-finite, or whose step raised (``failed``: a simulation failed inside
+    a derivative), has status ``failed`` in `to_json`. ``history`` (steps, starts) is the loss
+    before each step (infinite for failed starts); ``n_steps`` steps were taken.
     """
 
     params: dict[str, float]
@@ -283,6 +285,12 @@ class FitResult:
     phi: dict[str, np.ndarray]
     history: np.ndarray
     n_steps: int
+    failed: np.ndarray | None = None
+
+    def status(self, i: int) -> str:
+        """``"failed"`` (its step raised, or its loss stayed non-finite) or ``"fitted"``."""
+        raised = self.failed is not None and bool(self.failed[i])
+        return "failed" if raised or not np.isfinite(self.start_loss[i]) else "fitted"
 
     @property
     def best_phi(self) -> dict[str, float]:
@@ -301,7 +309,7 @@ class FitResult:
                     "params": {n: float(v[i]) for n, v in self.start_params.items()},
                     "loss": float(self.start_loss[i]),
                     "converged": bool(self.converged[i]),
-                    "status": "fitted" if np.isfinite(self.start_loss[i]) else "failed",
+                    "status": self.status(i),
                 }
                 for i in range(self.start_loss.shape[0])
             ],
@@ -370,18 +378,18 @@ def fit(
       least-squares solver (``optx.LevenbergMarquardt``, ``optx.GaussNewton``, ...: on
       ``problem.residuals``, Gaussian noise) or minimiser (``optx.BFGS``, ...: on the loss),
       stepped one iteration per step until its own termination test (starts run in sequence
-      within the compiled step). Derivatives through an implicit ODE method (Kvaerno5) raise
-      where a start's simulation fails at extreme parameters (lineax's non-finite input
-      check); with the environment variable ``EQX_ON_ERROR=nan`` such a step gives NaN and
-      that start stops instead.
-      Optimistix solvers work
-      in unbounded coordinates ``z = logit((phi - lo) / (hi - lo))`` (bounds by
-      reparametrisation, on the `ParameterSpace` scale); least squares take the Jacobian by
+      within the compiled step). Optimistix solvers work in unbounded coordinates
+      ``z = logit((phi - lo) / (hi - lo))`` (bounds by reparametrisation, on the
+      `ParameterSpace` scale); least squares take the Jacobian by
       forward mode (the solver's diffrax adjoint becomes ``ForwardMode``), BFGS its gradient
       by ``gradient`` mode.
     - Early stopping: a start stops once its loss has not improved by ``rtol`` (relative) for
       ``patience`` steps (None: never); the loop ends when all have stopped. Non-finite losses or
       gradients skip the update of that start.
+    - Failures: a start whose step raises (an implicit ODE method's stage solve at extreme
+      parameters raises inside the derivative) is found by `_guarded_step`, marked failed and
+      stopped with its state before that step; the others go on. ``loss`` is infinite when no
+      start has a finite loss.
     - ``checkpoint``: a file written every ``checkpoint_every`` steps (atomically), on Ctrl-C
       and at the end, with the whole optimiser state and history; ``resume=True`` continues from
       it (if present) and reaches exactly the result of an uninterrupted run.
@@ -437,6 +445,7 @@ def fit(
         best_loss=jnp.full((n,), jnp.inf, dtype),
         stall=jnp.zeros((n,), jnp.int32),
         done=jnp.zeros((n,), bool),
+        failed=jnp.zeros((n,), bool),
     )
     history: list[np.ndarray] = []
     first = 0
@@ -449,6 +458,11 @@ def fit(
     patience_ = jnp.asarray(np.iinfo(np.int32).max if patience is None else patience, jnp.int32)
     rtol_ = jnp.asarray(rtol, dtype)
 
+    def step_fn(state):
+        if opt is None:
+            return _step(problem, optimizer, state, fixed, patience_, rtol_, gradient)
+        return _optx_step(problem, opt, state, static, patience_, rtol_)
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -458,11 +472,7 @@ def fit(
         for step in range(first, steps):
             if bool(np.all(np.asarray(state.done))):
                 break
-            if opt is None:
-                state, loss = _step(problem, optimizer, state, fixed, patience_, rtol_, gradient)
-            else:
-                state, loss = _optx_step(problem, opt, state, static, patience_, rtol_)
-            loss = np.asarray(loss)
+            state, loss = _guarded_step(step_fn, state)
             history.append(loss)
             if bar is not None:
                 bar.update(1)
@@ -487,6 +497,64 @@ def fit(
     return _result(problem, state, history)
 
 
+def _guarded_step(step_fn, state: _State):
+    """``step_fn(state)`` -> (state, losses), robust to starts whose step raises.
+
+    An ODE method's implicit stage solve at extreme parameters (a non-finite state, e.g. a
+    negative amount under a fractional power) raises inside the derivative (lineax's tangent
+    solves always check), even where the simulation itself gives a finite loss. A step that
+    raises is retried on halves of the starts (the others replaced by a copy of one start of
+    the half, so shapes and the compiled program stay the same) to find the starts that raise;
+    those are marked failed and done and keep their state from before the step. Starts already
+    failed run as a copy of a sound start and keep their state.
+    """
+    failed = np.array(state.failed)
+    while True:
+        sound = np.flatnonzero(~failed)
+        if sound.size == 0:
+            return state, np.full(failed.shape, np.inf)
+        try:
+            new, loss = step_fn(_take(state, _fill(failed.size, sound)) if failed.any() else state)
+        except eqx.EquinoxRuntimeError:
+            raising = _raising(step_fn, state, [int(i) for i in sound])
+            if not raising:  # not any one start's failure
+                raise
+            failed[raising] = True
+            continue
+        loss = np.where(failed, np.inf, np.asarray(loss))
+        mask = jnp.asarray(failed)
+        new = jax.tree.map(
+            lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), b, a),
+            new,
+            state,
+        )
+        return eqx.tree_at(lambda s: (s.done, s.failed), new, (new.done | mask, mask)), loss
+
+
+def _fill(n: int, keep) -> np.ndarray:
+    """Indices taking the starts ``keep`` from themselves and every other from ``keep[0]``."""
+    index = np.full(n, keep[0])
+    index[keep] = keep
+    return index
+
+
+def _take(state: _State, index: np.ndarray) -> _State:
+    return jax.tree.map(lambda v: v[index], state)
+
+
+def _raising(step_fn, state: _State, starts: list[int]) -> list[int]:
+    """Those of ``starts`` (whose step together raises) whose own step raises: bisection."""
+    if len(starts) == 1:
+        return starts
+    out = []
+    for half in (starts[: len(starts) // 2], starts[len(starts) // 2 :]):
+        try:
+            step_fn(_take(state, _fill(state.done.shape[0], half)))
+        except eqx.EquinoxRuntimeError:
+            out += _raising(step_fn, state, half)
+    return out
+
+
 def _result(problem: Problem, state: _State, history) -> FitResult:
     best_loss = np.asarray(state.best_loss, np.float64)
     best_phi = {n: np.asarray(v, np.float64) for n, v in state.best_phi.items()}
@@ -506,6 +574,7 @@ def _result(problem: Problem, state: _State, history) -> FitResult:
         phi=best_phi,
         history=np.array(history).reshape(len(history), best_loss.shape[0]),
         n_steps=len(history),
+        failed=np.asarray(state.failed),
     )
 
 

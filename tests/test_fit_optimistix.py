@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import numpy as np
 import optimistix as optx
@@ -72,7 +74,7 @@ def test_optimistix_fit_reaches_the_optimum(method, tmp_path):
         assert at_optimum.sum() >= 3 and np.all(at_optimum | at_bound), res.start_params
 
         ckpt = tmp_path / "fit.npz"
-        kwargs = dict(key=key, n_starts=4, optimizer=solver, progress=False)
+        kwargs: dict[str, Any] = dict(key=key, n_starts=4, optimizer=solver, progress=False)
         fitting.fit(problem, steps=5, checkpoint=ckpt, checkpoint_every=2, **kwargs)
         traces = _fit.TRACE_COUNT["step"]
         resumed = fitting.fit(problem, steps=12, checkpoint=ckpt, resume=True, **kwargs)
@@ -97,4 +99,75 @@ def test_optimistix_rejects_held_coordinates():
 def test_fit_rejects_other_optimizers():
     problem = ode_problem()
     with pytest.raises(TypeError, match="optimizer must be an optax"):
-        fitting.fit(problem, key=jax.random.key(0), optimizer=object(), progress=False)
+        fitting.fit(problem, key=jax.random.key(0), optimizer=object(), progress=False)  # pyright: ignore[reportArgumentType]
+
+
+# X decays as dX/dt = -k X^1.5 from X0 = 10; the data are the exact solution for k = 0.1, noise
+# sd 0.1. At k = 100 Kvaerno5's Newton iterations overshoot to X < 0 (X^1.5 is NaN there): the
+# step is rejected and the simulation succeeds, but the derivative's tangent solve raises.
+POWER_SBML = """<?xml version="1.0" encoding="UTF-8"?>
+<sbml xmlns="http://www.sbml.org/sbml/level3/version1/core" level="3" version="1">
+  <model id="power_decay">
+    <listOfCompartments>
+      <compartment id="cell" size="1" constant="true" spatialDimensions="3"/>
+    </listOfCompartments>
+    <listOfSpecies>
+      <species id="X" compartment="cell" initialConcentration="10" hasOnlySubstanceUnits="false"
+               boundaryCondition="false" constant="false"/>
+    </listOfSpecies>
+    <listOfParameters><parameter id="k" value="0.1" constant="true"/></listOfParameters>
+    <listOfReactions>
+      <reaction id="decay" reversible="false" fast="false">
+        <listOfReactants><speciesReference species="X" stoichiometry="1" constant="true"/>
+        </listOfReactants>
+        <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML">
+          <apply><times/><ci> cell </ci><ci> k </ci>
+            <apply><power/><ci> X </ci><cn> 1.5 </cn></apply></apply></math></kineticLaw>
+      </reaction>
+    </listOfReactions>
+  </model>
+</sbml>
+"""
+
+
+def write_power_problem(folder):
+    (folder / "model.xml").write_text(POWER_SBML)
+    rows = ["observableId\tsimulationConditionId\ttime\tmeasurement\tnoiseParameters"]
+    rows += [f"obs_X\tc\t{t}\t{(10**-0.5 + 0.05 * t) ** -2!r}\t0.1" for t in (0.5, 1.0, 2.0)]
+    (folder / "measurements.tsv").write_text("\n".join(rows) + "\n")
+    (folder / "conditions.tsv").write_text("conditionId\tconditionName\nc\tc\n")
+    (folder / "observables.tsv").write_text(
+        "observableId\tobservableFormula\tnoiseFormula\nobs_X\tX\tnoiseParameter1_obs_X\n"
+    )
+    (folder / "parameters.tsv").write_text(
+        "parameterId\tparameterScale\tlowerBound\tupperBound\tnominalValue\testimate\n"
+        "k\tlog10\t0.01\t100000\t0.1\t1\n"
+    )
+    (folder / "problem.yaml").write_text(
+        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n"
+        "- condition_files: [conditions.tsv]\n  measurement_files: [measurements.tsv]\n"
+        "  observable_files: [observables.tsv]\n  sbml_files: [model.xml]\n"
+    )
+    return folder / "problem.yaml"
+
+
+def test_a_start_whose_derivative_raises_fails_alone(tmp_path):
+    """Kvaerno5 at k = 100 simulates (finite llh) but its derivative raises: that start is
+    marked failed with an infinite loss, the other start reaches the exact optimum."""
+    with jax.enable_x64(True):
+        problem = fitting.load_petab(write_power_problem(tmp_path))
+        assert np.isfinite(fitting.log_likelihood(problem, {"k": 100.0}))
+        result = fitting.fit(
+            problem,
+            starts={"k": np.array([100.0, 0.3])},
+            steps=20,
+            optimizer=SOLVERS["lm"],
+            progress=False,
+        )
+    assert result.failed is not None and result.failed.tolist() == [True, False]
+    assert [s["status"] for s in result.to_json()["starts"]] == ["failed", "fitted"]
+    assert np.isinf(result.start_loss[0]) and np.all(np.isinf(result.history[:, 0]))
+    assert result.best_start == 1 and result.converged[1]
+    assert result.params["k"] == pytest.approx(0.1, rel=1e-6)
+    # exact data: the loss is the normal density's normalisation alone, -3 log N(0; 0, 0.1^2)
+    assert result.loss == pytest.approx(1.5 * np.log(2 * np.pi * 0.01), abs=1e-6)

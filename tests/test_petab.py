@@ -28,12 +28,6 @@ REFERENCE = {
     "Weber_BMC2015": -296.2017922646865,
     "Schwen_PONE2014": -943.9992988598723,
 }
-BLOCKED = {
-    "Brannmark_JBC2010": (
-        "a simulation fails: the stiff solver loses the Dose_0 pre-equilibration between "
-        "t = 1e4 and 5e5 (not diagnosed)"
-    ),
-}
 
 
 def _yaml(name: str) -> Path:
@@ -46,15 +40,7 @@ def _load(name: str, **kwargs):
         return fitting.load_petab(_yaml(name), **kwargs)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=BLOCKED[n]))
-        if n in BLOCKED
-        else n
-        for n in REFERENCE
-    ],
-)
+@pytest.mark.parametrize("name", list(REFERENCE))
 def test_reference_llh(name):
     with jax.enable_x64(True):
         problem = _load(name)
