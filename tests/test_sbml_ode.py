@@ -182,6 +182,38 @@ def test_state_event_is_located_by_root_finding():
     np.testing.assert_allclose(out["hit"][-1], 0.7371, rtol=1e-8)
 
 
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        "x > 0.5 && x < 0.51",
+        "xor(x > 0.5, x >= 0.51)",
+        "!(x <= 0.5 || x >= 0.51)",
+        "piecewise(x < 0.51, x > 0.5, false)",
+    ],
+)
+def test_narrow_trigger_window_is_located_on_each_comparison(trigger):
+    # dx/dt = 1 from 0: the trigger is true only for 0.5 < t < 0.51, far inside one step of the
+    # integrator; it fires once, at t = 0.5, and never again.
+    text = build(
+        params={"x": 0.0, "hit": -1.0, "n": 0.0},
+        rate_rules={"x": "1"},
+        events=[{"trigger": trigger, "assign": {"hit": "time", "n": "n + 1"}}],
+    )
+    out = run(text, [0.0, 2.0])
+    np.testing.assert_allclose(out["hit"][-1], 0.5, rtol=1e-8)
+    assert out["n"][-1] == 1.0
+
+
+def test_comparison_with_zero_is_located():
+    # x / |x| jumps from -1 to 1 where x = t - 1.3 crosses 0: the root is the jump itself.
+    text = build(
+        params={"x": -1.3, "hit": -1.0},
+        rate_rules={"x": "1"},
+        events=[{"trigger": "x > 0", "assign": {"hit": "time"}}],
+    )
+    np.testing.assert_allclose(run(text, [0.0, 2.0])["hit"][-1], 1.3, rtol=1e-10)
+
+
 def test_event_delay_and_values_from_trigger_or_execution_time():
     def case(from_trigger):
         text = build(

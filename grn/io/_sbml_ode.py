@@ -247,48 +247,71 @@ class _ODEBuilder:
         return tuple(out)
 
     # -- events ---------------------------------------------------------------------------------
-    def level(self, node, where):
-        """A continuous function whose sign is the trigger's truth (root finding on it)."""
+    def atoms(self, node, where):
+        """The trigger's comparisons, each located by root finding, and its truth from theirs.
+
+        Returns ``(atoms, combine)``: each atom maps ``(t, env)`` to ``(level, truth)``, a
+        continuous function with the comparison's sign changes and the exact comparison;
+        ``combine`` maps the atoms' truths (a list, in order) to the trigger's. Between two
+        roots of the atoms the trigger cannot change, so no window of truth is stepped over.
+        """
         L = self.imp.L
         kind, n = node.getType(), node.getNumChildren()
-        empty = kind in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR) and n == 0  # and() true, or() false
-        if kind in (L.AST_CONSTANT_TRUE, L.AST_CONSTANT_FALSE) or empty:
-            value = 1.0 if kind in (L.AST_CONSTANT_TRUE, L.AST_LOGICAL_AND) else -1.0
-            return lambda t, env: value
+        if kind in (L.AST_CONSTANT_TRUE, L.AST_CONSTANT_FALSE):
+            value = kind == L.AST_CONSTANT_TRUE
+            return [], lambda truths: jnp.asarray(value)
         comparisons = {
-            L.AST_RELATIONAL_GT: 1.0,
-            L.AST_RELATIONAL_GEQ: 1.0,
-            L.AST_RELATIONAL_LT: -1.0,
-            L.AST_RELATIONAL_LEQ: -1.0,
+            L.AST_RELATIONAL_GT: (1.0, jnp.greater),
+            L.AST_RELATIONAL_GEQ: (1.0, jnp.greater_equal),
+            L.AST_RELATIONAL_LT: (-1.0, jnp.less),
+            L.AST_RELATIONAL_LEQ: (-1.0, jnp.less_equal),
         }
         if kind in comparisons and n >= 2:
-            sign = comparisons[kind]
+            sign, op = comparisons[kind]
             cs = [_at(self.compile(node.getChild(i), where)) for i in range(n)]
 
-            def relation(t, env, cs=cs, sign=sign):
-                vals = [jnp.asarray(c(t, env), float) for c in cs]
-                out = None
-                for a, b in zip(vals[:-1], vals[1:]):
-                    scale = jnp.maximum(jnp.abs(a) + jnp.abs(b), 1e-300)
-                    g = sign * (a - b) / scale
-                    out = g if out is None else jnp.minimum(out, g)
-                return out
+            def atom(a, b):
+                def pair(t, env):
+                    va, vb = jnp.asarray(a(t, env), float), jnp.asarray(b(t, env), float)
+                    scale = jnp.maximum(jnp.abs(va) + jnp.abs(vb), 1e-300)
+                    return sign * (va - vb) / scale, op(va, vb)
 
-            return relation
-        if kind in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR) and n >= 1:
-            cs = [self.level(node.getChild(i), where) for i in range(n)]
-            f = jnp.minimum if kind == L.AST_LOGICAL_AND else jnp.maximum
+                return pair
 
-            def combine(t, env, cs=cs, f=f):
-                out = cs[0](t, env)
-                for c in cs[1:]:
-                    out = f(out, c(t, env))
-                return out
-
-            return combine
+            pairs = [atom(a, b) for a, b in zip(cs[:-1], cs[1:])]  # a < b < c: a < b and b < c
+            return pairs, lambda truths: _fold(jnp.logical_and, truths, True)
+        logical = {
+            L.AST_LOGICAL_AND: (jnp.logical_and, True),
+            L.AST_LOGICAL_OR: (jnp.logical_or, False),
+            L.AST_LOGICAL_XOR: (jnp.logical_xor, False),
+        }
+        if kind in logical:
+            f, empty = logical[kind]
+            atoms, parts = self._children([node.getChild(i) for i in range(n)], where)
+            return atoms, lambda truths: _fold(f, parts(truths), empty)
         if kind == L.AST_LOGICAL_NOT and n == 1:
-            inner = self.level(node.getChild(0), where)
-            return lambda t, env: -inner(t, env)
+            atoms, inner = self.atoms(node.getChild(0), where)
+            return atoms, lambda truths: jnp.logical_not(inner(truths))
+        if kind == L.AST_LOGICAL_IMPLIES and n == 2:
+            atoms, parts = self._children([node.getChild(0), node.getChild(1)], where)
+
+            def implies(truths):
+                a, b = parts(truths)
+                return jnp.logical_or(jnp.logical_not(a), b)
+
+            return atoms, implies
+        if kind == L.AST_FUNCTION_PIECEWISE and n >= 1:
+            # piecewise(v1, c1, v2, c2, ..., otherwise) of booleans; no otherwise: false
+            atoms, parts = self._children([node.getChild(i) for i in range(n)], where)
+
+            def piecewise(truths):
+                vals = parts(truths)
+                out = vals[-1] if n % 2 else jnp.asarray(False)
+                for i in reversed(range(0, n - 1, 2)):
+                    out = jnp.where(vals[i + 1], vals[i], out)
+                return out
+
+            return atoms, piecewise
         fd = (
             self.imp.model.getFunctionDefinition(node.getName()) if kind == L.AST_FUNCTION else None
         )
@@ -296,19 +319,33 @@ class _ODEBuilder:
             body = fd.getBody().deepCopy()  # the call with its arguments substituted
             for i in range(n):
                 body.replaceArgument(fd.getArgument(i).getName(), node.getChild(i))
-            return self.level(body, where)
+            return self.atoms(body, where)
         self.fail(
             f"{where} ({L.formulaToL3String(node)}) is not a comparison (<, <=, >, >=) or a "
-            f"logical and/or/not of comparisons, so its switching time cannot be located"
+            f"logical and/or/xor/not/implies or boolean piecewise of comparisons, so its "
+            f"switching time cannot be located"
         )
+
+    def _children(self, nodes, where):
+        """The atoms of several boolean nodes, and a map from their truths to each node's."""
+        atoms, combines, bounds = [], [], []
+        for child in nodes:
+            child_atoms, combine = self.atoms(child, where)
+            bounds.append((len(atoms), len(atoms) + len(child_atoms)))
+            atoms += child_atoms
+            combines.append(combine)
+
+        def parts(truths):
+            return [c(truths[a:b]) for c, (a, b) in zip(combines, bounds)]
+
+        return atoms, parts
 
     def event(self, e, state):
         imp = self.imp
         name = self.event_name(e)
         where = f"event {name!r}"
         trig = e.getTrigger()
-        trigger = _at(self.compile(trig.getMath(), f"{where}: the trigger"))
-        level = self.level(trig.getMath(), f"{where}: the trigger")
+        atoms, combine = self.atoms(trig.getMath(), f"{where}: the trigger")
         targets, laws = [], []
         for ea in e.getListOfEventAssignments():
             if ea.getMath() is None:  # SBML L3v2: no math, no effect
@@ -343,8 +380,9 @@ class _ODEBuilder:
         use_trigger = e.getUseValuesFromTriggerTime() if e.isSetUseValuesFromTriggerTime() else True
         return ODEEvent(
             name=name,
-            trigger=trigger,
-            level=level,
+            atoms=lambda t, env, atoms=atoms: [a(t, env) for a in atoms],
+            n_atoms=len(atoms),
+            combine=combine,
             values=values,
             apply=apply,
             n_values=len(laws),
@@ -388,6 +426,13 @@ class _ODEBuilder:
         events = [e for e in events if e.n_values]
         outputs = self.outputs(from_p)
         return ODESystem(from_x0, from_p, rhs, outputs, tuple(events))
+
+
+def _fold(f, values, empty):
+    out = jnp.asarray(empty)
+    for i, v in enumerate(values):
+        out = v if i == 0 else f(out, v)
+    return out
 
 
 def _reaction_sum(terms, factor):
