@@ -45,7 +45,9 @@ class ODESystem(eqx.Module):
     """``dy/dt = rhs(t, env)`` over the state ``from_x0 + from_p``, with events and outputs.
 
     ``outputs`` are (name, fn(t, env)) for every quantity beyond the network's species that a
-    solution reports (rule targets, parameters, compartment sizes).
+    solution reports (rule targets, parameters, compartment sizes). ``settle(t, env)``, where
+    given, returns new values of state entries (a dict) that the solver applies at the start
+    and after every event execution (fast reactions brought to their equilibrium).
     """
 
     from_x0: tuple[str, ...] = eqx.field(static=True)
@@ -53,6 +55,7 @@ class ODESystem(eqx.Module):
     rhs: Callable = eqx.field(static=True)
     outputs: tuple[tuple[str, Callable], ...] = eqx.field(static=True)
     events: tuple[ODEEvent, ...] = eqx.field(static=True, default=())
+    settle: Callable | None = eqx.field(static=True, default=None)
 
     @property
     def state(self) -> tuple[str, ...]:

@@ -53,6 +53,7 @@ def solve_system(solver, system, ts, params, x0, key):
     start = [jnp.asarray(params[name], dtype) for name in system.from_p]
     # A trailing constant entry keeps the state non-empty for models that are all rules.
     y0 = jnp.concatenate([x0.astype(dtype), jnp.stack([*start, jnp.zeros((), dtype)])])
+    y0 = settled(system, ts[0], y0, params)
 
     def env(y, p):
         return system.env(y, p)
@@ -89,6 +90,17 @@ def solve_system(solver, system, ts, params, x0, key):
         return ys, sol.stats["num_steps"], result
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y, args[0]))
     return _solve_with_events(solver, system, ts, params, y0, term, controller, outputs, key)
+
+
+def settled(system, t, y, params):
+    """``y`` with the system's ``settle`` applied (fast reactions at equilibrium)."""
+    if system.settle is None:
+        return y
+    new = system.settle(t, system.env(y, params))
+    index = {name: i for i, name in enumerate(system.state)}
+    for name, value in new.items():
+        y = y.at[index[name]].set(jnp.asarray(value, y.dtype))
+    return y
 
 
 def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs, key):
@@ -205,7 +217,7 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
             i = jnp.where(jnp.isfinite(best), random, jnp.argmax(tied))
             j = jnp.argmin(c["qt"][i])
             vals = jnp.where(stores[i], c["qv"][i, j], values(t, y, params)[i])
-            y = execute(i, t, y, params, vals)
+            y = settled(system, t, execute(i, t, y, params, vals), params)
             c = {**c, "y": y, "qt": c["qt"].at[i, j].set(inf), "n": c["n"] + 1, "rng": rng}
             return edges(c, triggers(t, y, params, c["truths"]))
 

@@ -17,19 +17,24 @@ compartment size or species reference (stoichiometry) that a rate rule or an eve
   event then changes the concentration, not the amount).
 
 ``rateOf(x)`` is x's rate rule, its reactions' net rate (a concentration's for a species in
-concentration units), or 0 for what only events change. Algebraic rules that do not determine
-one variable linearly, fast reactions, the ``delay`` csymbol and ``rateOf`` of an assignment-rule
-target raise a `ValueError` naming the element.
+concentration units), or 0 for what only events change. Fast reactions are held at equilibrium
+(rapid-equilibrium semantics, `_rapid_equilibrium`). Algebraic rules that do not determine one
+variable linearly, the ``delay`` csymbol and ``rateOf`` of an assignment-rule target or of a
+species a fast reaction changes raise a `ValueError` naming the element.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 
 from .._ode_system import ODEEvent, ODESystem
 from ._mathml import _Compiler, _Expr, _Scope
+
+SETTLE_ITERATIONS = 60  # Newton steps onto the fast reactions' equilibrium (quadratic; a double
+# root, e.g. A + B -> C from A = B, halves the error per step)
 
 
 def _at(expr):
@@ -45,6 +50,7 @@ class _ODEBuilder:
         self.label = importer.label
         self._rates: dict | None = None
         self._building = False
+        self._fast_species: set[str] = set()
 
     def fail(self, message):
         raise ValueError(f"{self.label}: {message}")
@@ -109,6 +115,11 @@ class _ODEBuilder:
                 f"which grn does not support"
             )
         if name in imp.species and name in imp.state:
+            if name in self._fast_species:
+                self.fail(
+                    f"{scope.where} uses rateOf({name}) of a species that a fast reaction "
+                    f"changes, which grn does not support"
+                )
             if self._building:
                 self.fail(f"{scope.where} uses rateOf({name}) while the reactions are compiled")
             if self._rates is None:
@@ -137,11 +148,14 @@ class _ODEBuilder:
         return _Expr(lambda x, p, t: 0.0, text)
 
     # -- pieces ---------------------------------------------------------------------------------
-    def reaction_terms(self, state):
-        """{species: [(rate fn, stoichiometry fn, sign)]}, and the conversion factors."""
+    def reaction_terms(self, state, fast=False):
+        """{species: [(rate fn, stoichiometry fn, sign, reaction id)]} over the slow (or the
+        fast) reactions, and the conversion factors."""
         imp = self.imp
         terms = {sid: [] for sid in state}
         for r in imp.model.getListOfReactions():
+            if _is_fast(r) != fast:
+                continue
             rid = r.getId()
             kl = r.getKineticLaw()
             if kl is None or kl.getMath() is None:
@@ -181,7 +195,7 @@ class _ODEBuilder:
                         if imp.level <= 2 and sr.getDenominator() != 1:
                             value = value / sr.getDenominator()
                         nu = lambda t, env, value=value: value  # noqa: E731
-                    terms[sid].append((rate, nu, sign))
+                    terms[sid].append((rate, nu, sign, rid))
         m = imp.model
         factors = {}
         for sid in state:
@@ -401,6 +415,8 @@ class _ODEBuilder:
         from_x0 = tuple(imp.state)
         from_p = tuple(self.varying())
         state = from_x0 + from_p
+        fast_terms, fast_factors = self.reaction_terms(from_x0, fast=True)
+        self._fast_species = {sid for sid, ts in fast_terms.items() if ts}
         terms, factors = self.reaction_terms(from_x0)
         rates = self.rate_rules()
         for variable in rates:
@@ -415,8 +431,12 @@ class _ODEBuilder:
             else:
                 derivatives.append(None)
 
-        def rhs(t, env):
+        def slow(t, env):
             return [0.0 if d is None else d(t, env) for d in derivatives]
+
+        rhs, settle = slow, None
+        if self._fast_species:
+            rhs, settle = _rapid_equilibrium(slow, fast_terms, fast_factors, state)
 
         events = [
             self.event(e, state)
@@ -425,7 +445,7 @@ class _ODEBuilder:
         ]
         events = [e for e in events if e.n_values]
         outputs = self.outputs(from_p)
-        return ODESystem(from_x0, from_p, rhs, outputs, tuple(events))
+        return ODESystem(from_x0, from_p, rhs, outputs, tuple(events), settle)
 
 
 def _fold(f, values, empty):
@@ -435,10 +455,76 @@ def _fold(f, values, empty):
     return out
 
 
+def _is_fast(reaction) -> bool:
+    return bool(reaction.isSetFast() and reaction.getFast())
+
+
+def _rapid_equilibrium(slow, terms, factors, state):
+    """(rhs, settle) of a model with fast reactions held at equilibrium (rate 0).
+
+    With ``N`` the fast reactions' stoichiometry (state x fast), ``v(y)`` their rates and ``J``
+    its Jacobian, the fast fluxes ``w`` keep ``v = 0`` along the slow motion ``s``:
+    ``J (s + N w) = 0``, so ``dy/dt = s + N w`` with ``w = -(J N)^+ J s`` (pseudo-inverse).
+    ``settle`` moves the state onto ``v = 0`` along ``N`` (Newton on the extents ``xi`` of
+    ``v(y + N xi) = 0``; from ``xi = 0`` each fast reaction runs forward until its rate
+    vanishes), at the start and after each event.
+    """
+    rids = list(dict.fromkeys(term[3] for ts in terms.values() for term in ts))
+    rates = {}
+    for ts in terms.values():
+        for rate, _, _, rid in ts:
+            rates[rid] = rate
+    names = list(state)
+
+    def matrix(t, env):
+        rows = []
+        for name in names:
+            row = [jnp.zeros(())] * len(rids)
+            factor = factors.get(name)
+            for _, nu, sign, rid in terms.get(name, ()):
+                k = rids.index(rid)
+                value = sign * jnp.asarray(nu(t, env), float)
+                row[k] = row[k] + (value if factor is None else value * factor(t, env))
+            rows.append(jnp.stack(row))
+        return jnp.stack(rows)
+
+    def fast_rates(t, env, y):
+        e = {**env, **{name: y[i] for i, name in enumerate(names)}}
+        return jnp.stack([jnp.asarray(rates[rid](t, e), float) for rid in rids])
+
+    def current(env):
+        return jnp.stack([jnp.asarray(env[name], float) for name in names])
+
+    def rhs(t, env):
+        s = jnp.stack([jnp.asarray(v, float) for v in slow(t, env)])
+        y, n = current(env), matrix(t, env)
+        jac = jax.jacfwd(lambda y: fast_rates(t, env, y))(y)
+        w = -jnp.linalg.pinv(jac @ n) @ (jac @ s)  # J N singular (A = B = 0 in A + B -> C): 0
+        return list(s + n @ w)
+
+    def settle(t, env):
+        y0, n = current(env), matrix(t, env)
+
+        def v(xi):
+            return fast_rates(t, env, y0 + n @ xi)
+
+        def newton(_, xi):
+            f = v(xi)
+            step = jnp.linalg.solve(jax.jacfwd(v)(xi), f)
+            ok = jnp.all(jnp.isfinite(step)) & jnp.any(f != 0)
+            return xi - jnp.where(ok, step, 0.0)
+
+        xi = jax.lax.fori_loop(0, SETTLE_ITERATIONS, newton, jnp.zeros(len(rids)))
+        y = y0 + n @ xi
+        return {name: y[i] for i, name in enumerate(names)}
+
+    return rhs, settle
+
+
 def _reaction_sum(terms, factor):
     def total(t, env):
         out = 0.0
-        for rate, nu, sign in terms:
+        for rate, nu, sign, _ in terms:
             out = out + sign * nu(t, env) * rate(t, env)
         return out if factor is None else out * factor(t, env)
 
