@@ -338,6 +338,26 @@ def test_fast_reactions_are_held_at_equilibrium():
     got = np.stack([out["A"], out["B"], out["C"]], axis=1)
     np.testing.assert_allclose(got, [[0, 1, 2], [0, 1, 2], [0, 0, 3]], atol=1e-9)
 
+    # A negative rate runs the reaction backwards: S1 -> S2 at k S1 S2 with k = -1 from
+    # S1 = S2 = 5 (where the rate's derivative along the reaction is 0) ends at S1 = 10, S2 = 0.
+    text = build(
+        params={"k": -1.0},
+        species={"S1": {"amount": 5.0}, "S2": {"amount": 5.0}},
+        reactions=[
+            {
+                "id": "J0",
+                "law": "k * S1 * S2",
+                "reactants": {"S1": 1},
+                "products": {"S2": 1},
+                "fast": True,
+            },
+        ],
+        version=1,
+    )
+    out = run(text, [0.0, 1.0])
+    np.testing.assert_allclose(out["S1"], [10.0, 10.0], rtol=1e-12)
+    np.testing.assert_allclose(out["S2"], [0.0, 0.0], atol=1e-9)
+
 
 def test_stochastic_solvers_refuse_what_they_cannot_simulate_exactly():
     text = build(params={"p": 1.0}, species={"S": {"amount": 1.0}}, rate_rules={"p": "1"})

@@ -27,14 +27,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import diffrax
 import jax
 import jax.numpy as jnp
 
 from .._ode_system import ODEEvent, ODESystem
 from ._mathml import _Compiler, _Expr, _Scope
 
-SETTLE_ITERATIONS = 60  # Newton steps onto the fast reactions' equilibrium (quadratic; a double
-# root, e.g. A + B -> C from A = B, halves the error per step)
+SETTLE_STEPS = 100_000  # steps of the fast reactions' own flow towards their equilibrium
+SETTLE_ITERATIONS = 60  # Newton steps polishing it (quadratic; a double root, e.g. A + B -> C
+# from A = B, halves the error per step)
 
 
 def _at(expr):
@@ -465,9 +467,10 @@ def _rapid_equilibrium(slow, terms, factors, state):
     With ``N`` the fast reactions' stoichiometry (state x fast), ``v(y)`` their rates and ``J``
     its Jacobian, the fast fluxes ``w`` keep ``v = 0`` along the slow motion ``s``:
     ``J (s + N w) = 0``, so ``dy/dt = s + N w`` with ``w = -(J N)^+ J s`` (pseudo-inverse).
-    ``settle`` moves the state onto ``v = 0`` along ``N`` (Newton on the extents ``xi`` of
-    ``v(y + N xi) = 0``; from ``xi = 0`` each fast reaction runs forward until its rate
-    vanishes), at the start and after each event.
+    ``settle`` moves the state onto ``v = 0`` along ``N`` at the start and after each event:
+    the extents ``xi`` follow the fast reactions' own flow ``d xi / d tau = v(y + N xi)`` until
+    a Newton step towards a root is under 1e-6 of the state's scale and along the flow, then
+    Newton polishes that root; a flow that reaches none fails the cell.
     """
     rids = list(dict.fromkeys(term[3] for ts in terms.values() for term in ts))
     rates = {}
@@ -508,14 +511,41 @@ def _rapid_equilibrium(slow, terms, factors, state):
         def v(xi):
             return fast_rates(t, env, y0 + n @ xi)
 
-        def newton(_, xi):
+        def newton_step(xi):
             f = v(xi)
-            step = jnp.linalg.solve(jax.jacfwd(v)(xi), f)
-            ok = jnp.all(jnp.isfinite(step)) & jnp.any(f != 0)
-            return xi - jnp.where(ok, step, 0.0)
+            return f, -jnp.linalg.solve(jax.jacfwd(v)(xi), f)
 
-        xi = jax.lax.fori_loop(0, SETTLE_ITERATIONS, newton, jnp.zeros(len(rids)))
-        y = y0 + n @ xi
+        def near_root(tau, xi, args, **kwargs):
+            # within 1e-6 of the state's scale of a root that the flow moves towards
+            f, step = newton_step(xi)
+            close = jnp.all(jnp.isfinite(step)) & (jnp.max(jnp.abs(step)) <= 1e-6 * scale)
+            return jnp.all(f == 0) | (close & (step @ f >= 0))
+
+        # The fast reactions run on their own (d xi / d tau = v, each in the direction of its
+        # rate) until they near a root: the equilibrium they reach, not just any root of v.
+        scale = jnp.maximum(jnp.max(jnp.abs(y0)), 1e-300)
+        flow = diffrax.diffeqsolve(
+            diffrax.ODETerm(lambda tau, xi, args: v(xi)),
+            diffrax.Tsit5(),
+            t0=0.0,
+            t1=jnp.inf,
+            dt0=None,
+            y0=jnp.zeros(len(rids)),
+            stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-12 * scale),
+            event=diffrax.Event(near_root),
+            max_steps=SETTLE_STEPS,
+            throw=False,
+        )
+        reached = flow.result == diffrax.RESULTS.event_occurred
+        assert flow.ys is not None  # saves t1 by default
+
+        def newton(_, xi):  # then Newton polishes the root the flow approached
+            f, step = newton_step(xi)
+            ok = jnp.all(jnp.isfinite(step)) & jnp.any(f != 0)
+            return xi + jnp.where(ok, step, 0.0)
+
+        xi = jax.lax.fori_loop(0, SETTLE_ITERATIONS, newton, flow.ys[-1])
+        y = jnp.where(reached, y0 + n @ xi, jnp.nan)  # no equilibrium: the cell fails
         return {name: y[i] for i, name in enumerate(names)}
 
     return rhs, settle
