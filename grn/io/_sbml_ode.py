@@ -30,6 +30,7 @@ from collections.abc import Callable
 import diffrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._ode_system import ODEEvent, ODESystem
 from ._mathml import _Compiler, _Expr, _Scope
@@ -479,17 +480,19 @@ def _rapid_equilibrium(slow, terms, factors, state):
             rates[rid] = rate
     names = list(state)
 
+    entries = [  # (state index, fast reaction index, stoichiometry fn, sign, factor fn)
+        (i, rids.index(rid), nu, sign, factors.get(name))
+        for i, name in enumerate(names)
+        for _, nu, sign, rid in terms.get(name, ())
+    ]
+    rows, cols = np.array([e[0] for e in entries]), np.array([e[1] for e in entries])
+
     def matrix(t, env):
-        rows = []
-        for name in names:
-            row = [jnp.zeros(())] * len(rids)
-            factor = factors.get(name)
-            for _, nu, sign, rid in terms.get(name, ()):
-                k = rids.index(rid)
-                value = sign * jnp.asarray(nu(t, env), float)
-                row[k] = row[k] + (value if factor is None else value * factor(t, env))
-            rows.append(jnp.stack(row))
-        return jnp.stack(rows)
+        values = [
+            sign * jnp.asarray(nu(t, env), float) * (1.0 if factor is None else factor(t, env))
+            for _, _, nu, sign, factor in entries
+        ]
+        return jnp.zeros((len(names), len(rids))).at[rows, cols].add(jnp.stack(values))
 
     def fast_rates(t, env, y):
         e = {**env, **{name: y[i] for i, name in enumerate(names)}}
@@ -501,8 +504,9 @@ def _rapid_equilibrium(slow, terms, factors, state):
     def rhs(t, env):
         s = jnp.stack([jnp.asarray(v, float) for v in slow(t, env)])
         y, n = current(env), matrix(t, env)
-        jac = jax.jacfwd(lambda y: fast_rates(t, env, y))(y)
-        w = -jnp.linalg.pinv(jac @ n) @ (jac @ s)  # J N singular (A = B = 0 in A + B -> C): 0
+        jn = jax.jacfwd(lambda xi: fast_rates(t, env, y + n @ xi))(jnp.zeros(len(rids)))
+        js = jax.jvp(lambda y: fast_rates(t, env, y), (y,), (s,))[1]
+        w = -jnp.linalg.pinv(jn) @ js  # J N singular (A = B = 0 in A + B -> C): 0
         return list(s + n @ w)
 
     def settle(t, env):
@@ -512,14 +516,16 @@ def _rapid_equilibrium(slow, terms, factors, state):
             return fast_rates(t, env, y0 + n @ xi)
 
         def newton_step(xi):
-            f = v(xi)
-            return f, -jnp.linalg.solve(jax.jacfwd(v)(xi), f)
+            f, jac = v(xi), jax.jacfwd(v)(xi)
+            step = -jnp.linalg.pinv(jac) @ f  # pinv: a rate that is 0 throughout
+            return f, step, jnp.max(jnp.abs(f + jac @ step))  # the step's linear residual
 
         def near_root(tau, xi, args, **kwargs):
             # within 1e-6 of the state's scale of a root that the flow moves towards
-            f, step = newton_step(xi)
+            f, step, residual = newton_step(xi)
             close = jnp.all(jnp.isfinite(step)) & (jnp.max(jnp.abs(step)) <= 1e-6 * scale)
-            return jnp.all(f == 0) | (close & (step @ f >= 0))
+            solves = residual <= 1e-6 * jnp.max(jnp.abs(f))  # not a singular J away from a root
+            return jnp.all(f == 0) | (close & solves & (step @ f >= 0))
 
         # The fast reactions run on their own (d xi / d tau = v, each in the direction of its
         # rate) until they near a root: the equilibrium they reach, not just any root of v.
@@ -540,7 +546,7 @@ def _rapid_equilibrium(slow, terms, factors, state):
         assert flow.ys is not None  # saves t1 by default
 
         def newton(_, xi):  # then Newton polishes the root the flow approached
-            f, step = newton_step(xi)
+            f, step, _ = newton_step(xi)
             ok = jnp.all(jnp.isfinite(step)) & jnp.any(f != 0)
             return xi + jnp.where(ok, step, 0.0)
 
