@@ -20,15 +20,17 @@ import equinox as eqx
 class ODEEvent(eqx.Module):
     """An SBML event for the deterministic solver.
 
-    ``trigger(t, env)`` is the exact boolean trigger, ``level(t, env)`` a continuous function
-    with the trigger's sign changes (root finding locates them); ``values(t, env)`` the assigned
-    values (a list), ``apply(t, env, values)`` the new values of the targets (a dict). ``delay`` and
-    ``priority`` are functions or None.
+    ``atoms(t, env)`` lists the trigger's ``n_atoms`` comparisons as ``(level, truth)``: a
+    continuous function with the comparison's sign changes (root finding locates them) and its
+    exact truth; ``combine(truths)`` is the trigger's truth from theirs. ``values(t, env)`` are
+    the assigned values (a list), ``apply(t, env, values)`` the new values of the targets (a
+    dict). ``delay`` and ``priority`` are functions or None.
     """
 
     name: str = eqx.field(static=True)
-    trigger: Callable = eqx.field(static=True)
-    level: Callable = eqx.field(static=True)
+    atoms: Callable = eqx.field(static=True)
+    n_atoms: int = eqx.field(static=True)
+    combine: Callable = eqx.field(static=True)
     values: Callable = eqx.field(static=True)
     apply: Callable = eqx.field(static=True)
     n_values: int = eqx.field(static=True)
@@ -43,7 +45,9 @@ class ODESystem(eqx.Module):
     """``dy/dt = rhs(t, env)`` over the state ``from_x0 + from_p``, with events and outputs.
 
     ``outputs`` are (name, fn(t, env)) for every quantity beyond the network's species that a
-    solution reports (rule targets, parameters, compartment sizes).
+    solution reports (rule targets, parameters, compartment sizes). ``settle(t, env)``, where
+    given, returns new values of state entries (a dict) that the solver applies at the start
+    and after every event execution (fast reactions brought to their equilibrium).
     """
 
     from_x0: tuple[str, ...] = eqx.field(static=True)
@@ -51,6 +55,7 @@ class ODESystem(eqx.Module):
     rhs: Callable = eqx.field(static=True)
     outputs: tuple[tuple[str, Callable], ...] = eqx.field(static=True)
     events: tuple[ODEEvent, ...] = eqx.field(static=True, default=())
+    settle: Callable | None = eqx.field(static=True, default=None)
 
     @property
     def state(self) -> tuple[str, ...]:

@@ -26,16 +26,18 @@ def build(
     reactions=(),
     events=(),
     algebraic=(),
+    version=2,
 ):
     """An SBML Level 3 Version 2 string.
 
     ``params``: id -> value (or (value, constant)); ``species``: id -> dict(amount= or conc=,
     substance=True, compartment="C", boundary=False); ``reactions``: dicts with id, law,
-    reactants/products {species: stoichiometry or species-reference id}, reversible;
+    reactants/products {species: stoichiometry or species-reference id}, reversible, fast
+    (Level 3 Version 1 only: ``version=1``);
     ``events``: dicts with trigger, assign {target: formula}, delay, priority, persistent,
     initial, from_trigger, id.
     """
-    doc = libsbml.SBMLDocument(3, 2)
+    doc = libsbml.SBMLDocument(3, version)
     m = doc.createModel()
     m.setId("m")
     for cid, size in (compartments or {"C": (1.0, True)}).items():
@@ -68,6 +70,8 @@ def build(
     for spec in reactions:
         r = m.createReaction()
         r.setId(spec["id"]), r.setReversible(spec.get("reversible", False))
+        if version == 1:
+            r.setFast(spec.get("fast", False))
         for side, create in (("reactants", r.createReactant), ("products", r.createProduct)):
             for sid, nu in spec.get(side, {}).items():
                 ref = create()
@@ -182,6 +186,38 @@ def test_state_event_is_located_by_root_finding():
     np.testing.assert_allclose(out["hit"][-1], 0.7371, rtol=1e-8)
 
 
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        "x > 0.5 && x < 0.51",
+        "xor(x > 0.5, x >= 0.51)",
+        "!(x <= 0.5 || x >= 0.51)",
+        "piecewise(x < 0.51, x > 0.5, false)",
+    ],
+)
+def test_narrow_trigger_window_is_located_on_each_comparison(trigger):
+    # dx/dt = 1 from 0: the trigger is true only for 0.5 < t < 0.51, far inside one step of the
+    # integrator; it fires once, at t = 0.5, and never again.
+    text = build(
+        params={"x": 0.0, "hit": -1.0, "n": 0.0},
+        rate_rules={"x": "1"},
+        events=[{"trigger": trigger, "assign": {"hit": "time", "n": "n + 1"}}],
+    )
+    out = run(text, [0.0, 2.0])
+    np.testing.assert_allclose(out["hit"][-1], 0.5, rtol=1e-8)
+    assert out["n"][-1] == 1.0
+
+
+def test_comparison_with_zero_is_located():
+    # x / |x| jumps from -1 to 1 where x = t - 1.3 crosses 0: the root is the jump itself.
+    text = build(
+        params={"x": -1.3, "hit": -1.0},
+        rate_rules={"x": "1"},
+        events=[{"trigger": "x > 0", "assign": {"hit": "time"}}],
+    )
+    np.testing.assert_allclose(run(text, [0.0, 2.0])["hit"][-1], 1.3, rtol=1e-10)
+
+
 def test_event_delay_and_values_from_trigger_or_execution_time():
     def case(from_trigger):
         text = build(
@@ -255,6 +291,72 @@ def test_persistence_and_initial_value():
 
     np.testing.assert_array_equal(fires_at_start(False), [1.0, 1.0])
     np.testing.assert_array_equal(fires_at_start(True), [0.0, 0.0])
+
+
+def test_fast_reactions_are_held_at_equilibrium():
+    # A <-> B fast (A - 2 B): A = 2 T / 3 of the total T = A + B, which the slow A -> (rate 3 A)
+    # drains: dT/dt = -2 T, so from A = 3, B = 0 (settled at once to A = 2, B = 1)
+    # A = 2 exp(-2 t), B = exp(-2 t).
+    text = build(
+        params={"kf": 1.0, "kr": 2.0, "k": 3.0},
+        species={"A": {"amount": 3.0}, "B": {"amount": 0.0}},
+        reactions=[
+            {
+                "id": "eq",
+                "law": "kf * A - kr * B",
+                "reactants": {"A": 1},
+                "products": {"B": 1},
+                "reversible": True,
+                "fast": True,
+            },
+            {"id": "drain", "law": "k * A", "reactants": {"A": 1}},
+        ],
+        version=1,
+    )
+    out = run(text, TS)
+    np.testing.assert_allclose(out["A"], 2 * np.exp(-2 * TS), rtol=1e-7)
+    np.testing.assert_allclose(out["B"], np.exp(-2 * TS), rtol=1e-7)
+
+    # A + B -> C fast and irreversible runs until the scarcer of A and B is used up, at the
+    # start and again after an event adds A: (2, 3, 0) -> (0, 1, 2); A += 1 at t = 1 -> (0, 0, 3).
+    text = build(
+        params={"k": 1.0},
+        species={"A": {"amount": 2.0}, "B": {"amount": 3.0}, "C": {"amount": 0.0}},
+        reactions=[
+            {
+                "id": "bind",
+                "law": "k * A * B",
+                "reactants": {"A": 1, "B": 1},
+                "products": {"C": 1},
+                "fast": True,
+            },
+        ],
+        events=[{"trigger": "time >= 1", "assign": {"A": "A + 1"}}],
+        version=1,
+    )
+    out = run(text, [0.0, 0.5, 2.0])
+    got = np.stack([out["A"], out["B"], out["C"]], axis=1)
+    np.testing.assert_allclose(got, [[0, 1, 2], [0, 1, 2], [0, 0, 3]], atol=1e-9)
+
+    # A negative rate runs the reaction backwards: S1 -> S2 at k S1 S2 with k = -1 from
+    # S1 = S2 = 5 (where the rate's derivative along the reaction is 0) ends at S1 = 10, S2 = 0.
+    text = build(
+        params={"k": -1.0},
+        species={"S1": {"amount": 5.0}, "S2": {"amount": 5.0}},
+        reactions=[
+            {
+                "id": "J0",
+                "law": "k * S1 * S2",
+                "reactants": {"S1": 1},
+                "products": {"S2": 1},
+                "fast": True,
+            },
+        ],
+        version=1,
+    )
+    out = run(text, [0.0, 1.0])
+    np.testing.assert_allclose(out["S1"], [10.0, 10.0], rtol=1e-12)
+    np.testing.assert_allclose(out["S2"], [0.0, 0.0], atol=1e-9)
 
 
 def test_stochastic_solvers_refuse_what_they_cannot_simulate_exactly():

@@ -2,15 +2,17 @@
 
 Without events the system is one ``diffeqsolve`` saving at the output times. With events a
 ``while_loop`` integrates segment by segment to the next output time or pending (delayed) event,
-stopping early where diffrax's root finding (bisection on the interpolant) locates a change of an
-event trigger (the largest of the levels, signed towards their change, crossing 2e-9). At each
-stop the triggers are evaluated; an event whose trigger turned true is
+stopping early where diffrax's root finding (bisection on the interpolant) locates the first
+change of any comparison in any trigger (the largest of their levels, each signed towards its
+change, crossing 2e-9): a trigger such as ``x > a && x < b`` changes only where one of its
+comparisons does, so a window of truth shorter than a step is not stepped over. At each stop the
+triggers are evaluated from their comparisons; an event whose trigger turned true is
 queued at ``t + delay`` (0 without a delay) with its assignment values when
 ``useValuesFromTriggerTime``; due events then execute one at a time, the highest priority first
 (ties in document order), re-evaluating every trigger after each execution (SBML Level 3
 semantics); an event that is not ``persistent`` is dropped when its trigger turns false before it
-executes. A trigger within a relative 1e-9 of its switching point keeps its last value, so the
-roundoff of a located root does not switch it back.
+executes. A comparison within a relative 1e-9 of its switching point keeps its last value, so
+the roundoff of a located root does not switch it back.
 """
 
 from __future__ import annotations
@@ -28,6 +30,22 @@ NEAR = 1e-9  # a trigger level this close to 0 keeps its last value
 MAX_CASCADE = 1000  # event executions at one time point before the cell fails
 
 
+class _Crossing(optx.Bisection):
+    """Bisection that stops on the bracket's width alone and returns its end past the crossing.
+
+    A comparison's level jumps where both sides cross 0 together (``x > 0``: ``x / |x|``), so
+    the level never gets small there; the end past the crossing has every stop switch a
+    comparison, so the next segment does not find the same root again.
+    """
+
+    def terminate(self, fn, y, args, options, state, tags):
+        width = jnp.abs(state.lower - state.upper)
+        return width < self.atol + self.rtol * jnp.abs(y), optx.RESULTS.successful
+
+    def postprocess(self, fn, y, aux, args, options, state, tags, result):
+        return jnp.where(state.flip, state.lower, state.upper), aux, {}
+
+
 def solve_system(solver, system, ts, params, x0, key):
     """(outputs (times, n), steps, result) of the system from ``ts[0]`` at the output times."""
     dtype = ts.dtype
@@ -35,6 +53,7 @@ def solve_system(solver, system, ts, params, x0, key):
     start = [jnp.asarray(params[name], dtype) for name in system.from_p]
     # A trailing constant entry keeps the state non-empty for models that are all rules.
     y0 = jnp.concatenate([x0.astype(dtype), jnp.stack([*start, jnp.zeros((), dtype)])])
+    y0 = settled(system, ts[0], y0, params)
 
     def env(y, p):
         return system.env(y, p)
@@ -73,6 +92,17 @@ def solve_system(solver, system, ts, params, x0, key):
     return _solve_with_events(solver, system, ts, params, y0, term, controller, outputs, key)
 
 
+def settled(system, t, y, params):
+    """``y`` with the system's ``settle`` applied (fast reactions at equilibrium)."""
+    if system.settle is None:
+        return y
+    new = system.settle(t, system.env(y, params))
+    index = {name: i for i, name in enumerate(system.state)}
+    for name, value in new.items():
+        y = y.at[index[name]].set(jnp.asarray(value, y.dtype))
+    return y
+
+
 def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs, key):
     dtype = ts.dtype
     events = system.events
@@ -86,15 +116,26 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
     def env(y, p):
         return system.env(y, p)
 
-    def levels(t, y, p):
+    offsets = np.cumsum([0] + [ev.n_atoms for ev in events])
+
+    def atoms(t, y, p):
+        """(levels, exact truths) of every event's trigger comparisons, shape (atoms,)."""
         e = env(y, p)
-        return jnp.stack([jnp.asarray(ev.level(t, e), dtype) for ev in events])
+        pairs = [pair for ev in events for pair in ev.atoms(t, e)]
+        if not pairs:
+            return jnp.zeros((0,), dtype), jnp.zeros((0,), bool)
+        g = jnp.stack([jnp.asarray(level, dtype) for level, _ in pairs])
+        return g, jnp.stack([jnp.asarray(truth, bool) for _, truth in pairs])
 
     def triggers(t, y, p, prev):
-        e = env(y, p)
-        exact = jnp.stack([jnp.asarray(ev.trigger(t, e), bool) for ev in events])
-        g = levels(t, y, p)
-        return jnp.where((jnp.abs(g) <= NEAR) & (g != 0), prev, exact)
+        """(comparison truths, event triggers); a comparison near its root keeps ``prev``."""
+        g, exact = atoms(t, y, p)
+        truths = jnp.where((jnp.abs(g) <= NEAR) & (g != 0), prev, exact)
+        trig = [
+            jnp.asarray(ev.combine([truths[j] for j in range(a, b)]), bool)
+            for ev, a, b in zip(events, offsets[:-1], offsets[1:])
+        ]
+        return truths, jnp.stack(trig)
 
     def values(t, y, p):
         """(events, width): every event's assignment values at this point."""
@@ -140,9 +181,10 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
             ]
         )
 
-    def edges(c, new):
+    def edges(c, observed):
         """Queue the events whose triggers rose; drop non-persistent ones whose fell."""
         t, y = c["t"], c["y"]
+        truths, new = observed
         rise, fall = new & ~c["trig"], ~new & c["trig"]
         d = jnp.where(has_delay, delays(t, y, params), 0.0)
         free = c["qt"] == inf
@@ -155,7 +197,7 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
         cancel = fall & ~persistent
         qt = jnp.where(cancel[:, None], inf, qt)
         fail = c["fail"] | overflow | bad_delay
-        return {**c, "trig": new, "qt": qt, "qv": qv, "fail": fail}
+        return {**c, "truths": truths, "trig": new, "qt": qt, "qv": qv, "fail": fail}
 
     def cascade(c):
         def due(c):
@@ -175,25 +217,24 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
             i = jnp.where(jnp.isfinite(best), random, jnp.argmax(tied))
             j = jnp.argmin(c["qt"][i])
             vals = jnp.where(stores[i], c["qv"][i, j], values(t, y, params)[i])
-            y = execute(i, t, y, params, vals)
+            y = settled(system, t, execute(i, t, y, params, vals), params)
             c = {**c, "y": y, "qt": c["qt"].at[i, j].set(inf), "n": c["n"] + 1, "rng": rng}
-            return edges(c, triggers(t, y, params, c["trig"]))
+            return edges(c, triggers(t, y, params, c["truths"]))
 
         c = jax.lax.while_loop(due, one, {**c, "n": jnp.zeros((), jnp.int32)})
         return {**c, "fail": c["fail"] | (c["n"] >= MAX_CASCADE)}
 
     def cond_fn(t, y, args, **kwargs):
+        # Crosses 0 where the first comparison changes (each signed towards its change).
         p, sign = args
-        return jnp.max(sign * levels(t, y, p)) - 2 * NEAR
+        return jnp.max(sign * atoms(t, y, p)[0], initial=-inf) - 2 * NEAR
 
-    event = diffrax.Event(
-        cond_fn, root_finder=optx.Bisection(rtol=1e-12, atol=1e-12), direction=True
-    )
+    event = diffrax.Event(cond_fn, root_finder=_Crossing(rtol=1e-12, atol=1e-12), direction=True)
 
     def segment(c):
         t, y, k = c["t"], c["y"], c["k"]
         target = jnp.minimum(ts[k], jnp.min(c["qt"]))
-        sign = jnp.where(c["trig"], -1.0, 1.0).astype(dtype)
+        sign = jnp.where(c["truths"], -1.0, 1.0).astype(dtype)
         sol = diffrax.diffeqsolve(
             term,
             solver.method,
@@ -216,17 +257,19 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
         )
         c = {**c, "t": t_new, "y": y_new, "steps": c["steps"] + sol.stats["num_steps"]}
         c = {**c, "fail": c["fail"] | ~ok | ~jnp.all(jnp.isfinite(y_new))}
-        c = cascade(edges(c, triggers(t_new, y_new, params, c["trig"])))
+        c = cascade(edges(c, triggers(t_new, y_new, params, c["truths"])))
         reached = c["t"] >= ts[k]
         row = jnp.where(reached, k, n_times)
         out = c["out"].at[row].set(outputs(c["t"], c["y"], params), mode="drop")
         return {**c, "out": out, "k": k + reached, "it": c["it"] + 1}
 
     t0 = ts[0]
+    exact0 = atoms(t0, y0, params)[1]
     n_out = outputs(t0, y0, params).shape[0]
     c = {
         "t": t0,
         "y": y0,
+        "truths": exact0,
         "trig": jnp.asarray([e.initial_value for e in events]),
         "qt": jnp.full((n_ev, QUEUE), jnp.inf, dtype),
         "qv": jnp.zeros((n_ev, QUEUE, width), dtype),
@@ -237,7 +280,7 @@ def _solve_with_events(solver, system, ts, params, y0, term, controller, outputs
         "rng": key,
         "out": jnp.full((n_times, n_out), jnp.nan, dtype),
     }
-    c = cascade(edges(c, triggers(t0, y0, params, c["trig"])))
+    c = cascade(edges(c, triggers(t0, y0, params, exact0)))
     c["out"] = c["out"].at[0].set(outputs(t0, c["y"], params))
 
     def running(c):

@@ -221,7 +221,6 @@ class _Importer:
         self.jax = _Compiler(self, "jax")
         self.numpy = _Compiler(self, "numpy", rate_of=self._rate_of_at_start)
         self._builder = None
-        self._check_common()
 
     def _solve_algebraic(self) -> dict:
         """Algebraic rules that determine one variable: {variable: rule}, now assignment rules.
@@ -301,6 +300,12 @@ class _Importer:
         m, label = self.model, self.label
         for rule in self.algebraic:
             self._algebraic(rule)
+        for r in m.getListOfReactions():
+            if r.isSetFast() and r.getFast():
+                raise ValueError(
+                    f'{label}: reaction {r.getId()!r} is fast (fast="true", a rapid-equilibrium '
+                    f"approximation that only the ODE form holds)"
+                )
         for variable in self.rate_rules:
             raise ValueError(
                 f"{label}: rateRule for {variable!r}: a rate rule (continuous dynamics outside "
@@ -355,16 +360,6 @@ class _Importer:
                 raise ValueError(
                     f"{label}: species {name!r} starts at {value}; initial amounts must be "
                     f"non-negative"
-                )
-
-    def _check_common(self):
-        """Raise for what neither form of the model supports."""
-        label = self.label
-        for r in self.model.getListOfReactions():
-            if r.isSetFast() and r.getFast():
-                raise ValueError(
-                    f'{label}: reaction {r.getId()!r} is fast (fast="true", a rapid-equilibrium '
-                    f"approximation), which grn does not support"
                 )
 
     # -- values at load time --------------------------------------------------------------------

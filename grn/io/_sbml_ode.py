@@ -17,19 +17,27 @@ compartment size or species reference (stoichiometry) that a rate rule or an eve
   event then changes the concentration, not the amount).
 
 ``rateOf(x)`` is x's rate rule, its reactions' net rate (a concentration's for a species in
-concentration units), or 0 for what only events change. Algebraic rules that do not determine
-one variable linearly, fast reactions, the ``delay`` csymbol and ``rateOf`` of an assignment-rule
-target raise a `ValueError` naming the element.
+concentration units), or 0 for what only events change. Fast reactions are held at equilibrium
+(rapid-equilibrium semantics, `_rapid_equilibrium`). Algebraic rules that do not determine one
+variable linearly, the ``delay`` csymbol and ``rateOf`` of an assignment-rule target or of a
+species a fast reaction changes raise a `ValueError` naming the element.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import diffrax
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._ode_system import ODEEvent, ODESystem
 from ._mathml import _Compiler, _Expr, _Scope
+
+SETTLE_STEPS = 100_000  # steps of the fast reactions' own flow towards their equilibrium
+SETTLE_ITERATIONS = 60  # Newton steps polishing it (quadratic; a double root, e.g. A + B -> C
+# from A = B, halves the error per step)
 
 
 def _at(expr):
@@ -45,6 +53,7 @@ class _ODEBuilder:
         self.label = importer.label
         self._rates: dict | None = None
         self._building = False
+        self._fast_species: set[str] = set()
 
     def fail(self, message):
         raise ValueError(f"{self.label}: {message}")
@@ -109,6 +118,11 @@ class _ODEBuilder:
                 f"which grn does not support"
             )
         if name in imp.species and name in imp.state:
+            if name in self._fast_species:
+                self.fail(
+                    f"{scope.where} uses rateOf({name}) of a species that a fast reaction "
+                    f"changes, which grn does not support"
+                )
             if self._building:
                 self.fail(f"{scope.where} uses rateOf({name}) while the reactions are compiled")
             if self._rates is None:
@@ -137,11 +151,14 @@ class _ODEBuilder:
         return _Expr(lambda x, p, t: 0.0, text)
 
     # -- pieces ---------------------------------------------------------------------------------
-    def reaction_terms(self, state):
-        """{species: [(rate fn, stoichiometry fn, sign)]}, and the conversion factors."""
+    def reaction_terms(self, state, fast=False):
+        """{species: [(rate fn, stoichiometry fn, sign, reaction id)]} over the slow (or the
+        fast) reactions, and the conversion factors."""
         imp = self.imp
         terms = {sid: [] for sid in state}
         for r in imp.model.getListOfReactions():
+            if _is_fast(r) != fast:
+                continue
             rid = r.getId()
             kl = r.getKineticLaw()
             if kl is None or kl.getMath() is None:
@@ -181,7 +198,7 @@ class _ODEBuilder:
                         if imp.level <= 2 and sr.getDenominator() != 1:
                             value = value / sr.getDenominator()
                         nu = lambda t, env, value=value: value  # noqa: E731
-                    terms[sid].append((rate, nu, sign))
+                    terms[sid].append((rate, nu, sign, rid))
         m = imp.model
         factors = {}
         for sid in state:
@@ -247,48 +264,71 @@ class _ODEBuilder:
         return tuple(out)
 
     # -- events ---------------------------------------------------------------------------------
-    def level(self, node, where):
-        """A continuous function whose sign is the trigger's truth (root finding on it)."""
+    def atoms(self, node, where):
+        """The trigger's comparisons, each located by root finding, and its truth from theirs.
+
+        Returns ``(atoms, combine)``: each atom maps ``(t, env)`` to ``(level, truth)``, a
+        continuous function with the comparison's sign changes and the exact comparison;
+        ``combine`` maps the atoms' truths (a list, in order) to the trigger's. Between two
+        roots of the atoms the trigger cannot change, so no window of truth is stepped over.
+        """
         L = self.imp.L
         kind, n = node.getType(), node.getNumChildren()
-        empty = kind in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR) and n == 0  # and() true, or() false
-        if kind in (L.AST_CONSTANT_TRUE, L.AST_CONSTANT_FALSE) or empty:
-            value = 1.0 if kind in (L.AST_CONSTANT_TRUE, L.AST_LOGICAL_AND) else -1.0
-            return lambda t, env: value
+        if kind in (L.AST_CONSTANT_TRUE, L.AST_CONSTANT_FALSE):
+            value = kind == L.AST_CONSTANT_TRUE
+            return [], lambda truths: jnp.asarray(value)
         comparisons = {
-            L.AST_RELATIONAL_GT: 1.0,
-            L.AST_RELATIONAL_GEQ: 1.0,
-            L.AST_RELATIONAL_LT: -1.0,
-            L.AST_RELATIONAL_LEQ: -1.0,
+            L.AST_RELATIONAL_GT: (1.0, jnp.greater),
+            L.AST_RELATIONAL_GEQ: (1.0, jnp.greater_equal),
+            L.AST_RELATIONAL_LT: (-1.0, jnp.less),
+            L.AST_RELATIONAL_LEQ: (-1.0, jnp.less_equal),
         }
         if kind in comparisons and n >= 2:
-            sign = comparisons[kind]
+            sign, op = comparisons[kind]
             cs = [_at(self.compile(node.getChild(i), where)) for i in range(n)]
 
-            def relation(t, env, cs=cs, sign=sign):
-                vals = [jnp.asarray(c(t, env), float) for c in cs]
-                out = None
-                for a, b in zip(vals[:-1], vals[1:]):
-                    scale = jnp.maximum(jnp.abs(a) + jnp.abs(b), 1e-300)
-                    g = sign * (a - b) / scale
-                    out = g if out is None else jnp.minimum(out, g)
-                return out
+            def atom(a, b):
+                def pair(t, env):
+                    va, vb = jnp.asarray(a(t, env), float), jnp.asarray(b(t, env), float)
+                    scale = jnp.maximum(jnp.abs(va) + jnp.abs(vb), 1e-300)
+                    return sign * (va - vb) / scale, op(va, vb)
 
-            return relation
-        if kind in (L.AST_LOGICAL_AND, L.AST_LOGICAL_OR) and n >= 1:
-            cs = [self.level(node.getChild(i), where) for i in range(n)]
-            f = jnp.minimum if kind == L.AST_LOGICAL_AND else jnp.maximum
+                return pair
 
-            def combine(t, env, cs=cs, f=f):
-                out = cs[0](t, env)
-                for c in cs[1:]:
-                    out = f(out, c(t, env))
-                return out
-
-            return combine
+            pairs = [atom(a, b) for a, b in zip(cs[:-1], cs[1:])]  # a < b < c: a < b and b < c
+            return pairs, lambda truths: _fold(jnp.logical_and, truths, True)
+        logical = {
+            L.AST_LOGICAL_AND: (jnp.logical_and, True),
+            L.AST_LOGICAL_OR: (jnp.logical_or, False),
+            L.AST_LOGICAL_XOR: (jnp.logical_xor, False),
+        }
+        if kind in logical:
+            f, empty = logical[kind]
+            atoms, parts = self._children([node.getChild(i) for i in range(n)], where)
+            return atoms, lambda truths: _fold(f, parts(truths), empty)
         if kind == L.AST_LOGICAL_NOT and n == 1:
-            inner = self.level(node.getChild(0), where)
-            return lambda t, env: -inner(t, env)
+            atoms, inner = self.atoms(node.getChild(0), where)
+            return atoms, lambda truths: jnp.logical_not(inner(truths))
+        if kind == L.AST_LOGICAL_IMPLIES and n == 2:
+            atoms, parts = self._children([node.getChild(0), node.getChild(1)], where)
+
+            def implies(truths):
+                a, b = parts(truths)
+                return jnp.logical_or(jnp.logical_not(a), b)
+
+            return atoms, implies
+        if kind == L.AST_FUNCTION_PIECEWISE and n >= 1:
+            # piecewise(v1, c1, v2, c2, ..., otherwise) of booleans; no otherwise: false
+            atoms, parts = self._children([node.getChild(i) for i in range(n)], where)
+
+            def piecewise(truths):
+                vals = parts(truths)
+                out = vals[-1] if n % 2 else jnp.asarray(False)
+                for i in reversed(range(0, n - 1, 2)):
+                    out = jnp.where(vals[i + 1], vals[i], out)
+                return out
+
+            return atoms, piecewise
         fd = (
             self.imp.model.getFunctionDefinition(node.getName()) if kind == L.AST_FUNCTION else None
         )
@@ -296,19 +336,33 @@ class _ODEBuilder:
             body = fd.getBody().deepCopy()  # the call with its arguments substituted
             for i in range(n):
                 body.replaceArgument(fd.getArgument(i).getName(), node.getChild(i))
-            return self.level(body, where)
+            return self.atoms(body, where)
         self.fail(
             f"{where} ({L.formulaToL3String(node)}) is not a comparison (<, <=, >, >=) or a "
-            f"logical and/or/not of comparisons, so its switching time cannot be located"
+            f"logical and/or/xor/not/implies or boolean piecewise of comparisons, so its "
+            f"switching time cannot be located"
         )
+
+    def _children(self, nodes, where):
+        """The atoms of several boolean nodes, and a map from their truths to each node's."""
+        atoms, combines, bounds = [], [], []
+        for child in nodes:
+            child_atoms, combine = self.atoms(child, where)
+            bounds.append((len(atoms), len(atoms) + len(child_atoms)))
+            atoms += child_atoms
+            combines.append(combine)
+
+        def parts(truths):
+            return [c(truths[a:b]) for c, (a, b) in zip(combines, bounds)]
+
+        return atoms, parts
 
     def event(self, e, state):
         imp = self.imp
         name = self.event_name(e)
         where = f"event {name!r}"
         trig = e.getTrigger()
-        trigger = _at(self.compile(trig.getMath(), f"{where}: the trigger"))
-        level = self.level(trig.getMath(), f"{where}: the trigger")
+        atoms, combine = self.atoms(trig.getMath(), f"{where}: the trigger")
         targets, laws = [], []
         for ea in e.getListOfEventAssignments():
             if ea.getMath() is None:  # SBML L3v2: no math, no effect
@@ -343,8 +397,9 @@ class _ODEBuilder:
         use_trigger = e.getUseValuesFromTriggerTime() if e.isSetUseValuesFromTriggerTime() else True
         return ODEEvent(
             name=name,
-            trigger=trigger,
-            level=level,
+            atoms=lambda t, env, atoms=atoms: [a(t, env) for a in atoms],
+            n_atoms=len(atoms),
+            combine=combine,
             values=values,
             apply=apply,
             n_values=len(laws),
@@ -363,6 +418,8 @@ class _ODEBuilder:
         from_x0 = tuple(imp.state)
         from_p = tuple(self.varying())
         state = from_x0 + from_p
+        fast_terms, fast_factors = self.reaction_terms(from_x0, fast=True)
+        self._fast_species = {sid for sid, ts in fast_terms.items() if ts}
         terms, factors = self.reaction_terms(from_x0)
         rates = self.rate_rules()
         for variable in rates:
@@ -377,8 +434,12 @@ class _ODEBuilder:
             else:
                 derivatives.append(None)
 
-        def rhs(t, env):
+        def slow(t, env):
             return [0.0 if d is None else d(t, env) for d in derivatives]
+
+        rhs, settle = slow, None
+        if self._fast_species:
+            rhs, settle = _rapid_equilibrium(slow, fast_terms, fast_factors, state)
 
         events = [
             self.event(e, state)
@@ -387,13 +448,119 @@ class _ODEBuilder:
         ]
         events = [e for e in events if e.n_values]
         outputs = self.outputs(from_p)
-        return ODESystem(from_x0, from_p, rhs, outputs, tuple(events))
+        return ODESystem(from_x0, from_p, rhs, outputs, tuple(events), settle)
+
+
+def _fold(f, values, empty):
+    out = jnp.asarray(empty)
+    for i, v in enumerate(values):
+        out = v if i == 0 else f(out, v)
+    return out
+
+
+def _is_fast(reaction) -> bool:
+    return bool(reaction.isSetFast() and reaction.getFast())
+
+
+def _rapid_equilibrium(slow, terms, factors, state):
+    """(rhs, settle) of a model with fast reactions held at equilibrium (rate 0).
+
+    With ``N`` the fast reactions' stoichiometry (state x fast), ``v(y)`` their rates and ``J``
+    its Jacobian, the fast fluxes ``w`` keep ``v = 0`` along the slow motion ``s``:
+    ``J (s + N w) = 0``, so ``dy/dt = s + N w`` with ``w = -(J N)^+ J s`` (pseudo-inverse).
+    ``settle`` moves the state onto ``v = 0`` along ``N`` at the start and after each event:
+    the extents ``xi`` follow the fast reactions' own flow ``d xi / d tau = v(y + N xi)`` until
+    a Newton step towards a root is under 1e-6 of the state's scale and along the flow, then
+    Newton polishes that root; a flow that reaches none fails the cell.
+    """
+    rids = list(dict.fromkeys(term[3] for ts in terms.values() for term in ts))
+    rates = {}
+    for ts in terms.values():
+        for rate, _, _, rid in ts:
+            rates[rid] = rate
+    names = list(state)
+
+    entries = [  # (state index, fast reaction index, stoichiometry fn, sign, factor fn)
+        (i, rids.index(rid), nu, sign, factors.get(name))
+        for i, name in enumerate(names)
+        for _, nu, sign, rid in terms.get(name, ())
+    ]
+    rows, cols = np.array([e[0] for e in entries]), np.array([e[1] for e in entries])
+
+    def matrix(t, env):
+        values = [
+            sign * jnp.asarray(nu(t, env), float) * (1.0 if factor is None else factor(t, env))
+            for _, _, nu, sign, factor in entries
+        ]
+        return jnp.zeros((len(names), len(rids))).at[rows, cols].add(jnp.stack(values))
+
+    def fast_rates(t, env, y):
+        e = {**env, **{name: y[i] for i, name in enumerate(names)}}
+        return jnp.stack([jnp.asarray(rates[rid](t, e), float) for rid in rids])
+
+    def current(env):
+        return jnp.stack([jnp.asarray(env[name], float) for name in names])
+
+    def rhs(t, env):
+        s = jnp.stack([jnp.asarray(v, float) for v in slow(t, env)])
+        y, n = current(env), matrix(t, env)
+        jn = jax.jacfwd(lambda xi: fast_rates(t, env, y + n @ xi))(jnp.zeros(len(rids)))
+        js = jax.jvp(lambda y: fast_rates(t, env, y), (y,), (s,))[1]
+        w = -jnp.linalg.pinv(jn) @ js  # J N singular (A = B = 0 in A + B -> C): 0
+        return list(s + n @ w)
+
+    def settle(t, env):
+        y0, n = current(env), matrix(t, env)
+
+        def v(xi):
+            return fast_rates(t, env, y0 + n @ xi)
+
+        def newton_step(xi):
+            f, jac = v(xi), jax.jacfwd(v)(xi)
+            step = -jnp.linalg.pinv(jac) @ f  # pinv: a rate that is 0 throughout
+            return f, step, jnp.max(jnp.abs(f + jac @ step))  # the step's linear residual
+
+        def near_root(tau, xi, args, **kwargs):
+            # within 1e-6 of the state's scale of a root that the flow moves towards
+            f, step, residual = newton_step(xi)
+            close = jnp.all(jnp.isfinite(step)) & (jnp.max(jnp.abs(step)) <= 1e-6 * scale)
+            solves = residual <= 1e-6 * jnp.max(jnp.abs(f))  # not a singular J away from a root
+            return jnp.all(f == 0) | (close & solves & (step @ f >= 0))
+
+        # The fast reactions run on their own (d xi / d tau = v, each in the direction of its
+        # rate) until they near a root: the equilibrium they reach, not just any root of v.
+        scale = jnp.maximum(jnp.max(jnp.abs(y0)), 1e-300)
+        flow = diffrax.diffeqsolve(
+            diffrax.ODETerm(lambda tau, xi, args: v(xi)),
+            diffrax.Tsit5(),
+            t0=0.0,
+            t1=jnp.inf,
+            dt0=None,
+            y0=jnp.zeros(len(rids)),
+            stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-12 * scale),
+            event=diffrax.Event(near_root),
+            max_steps=SETTLE_STEPS,
+            throw=False,
+        )
+        reached = flow.result == diffrax.RESULTS.event_occurred
+        assert flow.ys is not None  # saves t1 by default
+
+        def newton(_, xi):  # then Newton polishes the root the flow approached
+            f, step, _ = newton_step(xi)
+            ok = jnp.all(jnp.isfinite(step)) & jnp.any(f != 0)
+            return xi + jnp.where(ok, step, 0.0)
+
+        xi = jax.lax.fori_loop(0, SETTLE_ITERATIONS, newton, flow.ys[-1])
+        y = jnp.where(reached, y0 + n @ xi, jnp.nan)  # no equilibrium: the cell fails
+        return {name: y[i] for i, name in enumerate(names)}
+
+    return rhs, settle
 
 
 def _reaction_sum(terms, factor):
     def total(t, env):
         out = 0.0
-        for rate, nu, sign in terms:
+        for rate, nu, sign, _ in terms:
             out = out + sign * nu(t, env) * rate(t, env)
         return out if factor is None else out * factor(t, env)
 
