@@ -233,6 +233,13 @@ def any_true(flags):
     return jnp.any(flags)
 
 
+def _below_end(target, end):
+    """``min(target, the float before end)``: ``count(c <= it)`` is ``min(count(c <= target),
+    count(c < end))``, the two counts of `select_reaction` in one (half the compares and adds
+    per step: -12 % CPU per event at 24 reactions, same paths; benchmarks/ssa_profile.md)."""
+    return jnp.minimum(target, jnp.nextafter(end, jnp.asarray(-jnp.inf, end.dtype)))
+
+
 def select_reaction(weights, r):
     """Index ``j`` with ``sum_{i<j} w_i <= r W < sum_{i<=j} w_i`` (``W = sum w``, ``r`` in [0, 1)).
 
@@ -246,18 +253,13 @@ def select_reaction(weights, r):
     if weights.shape[0] >= TWO_LEVEL_MIN:
         blocks, sums, ends = _two_level_sums(weights)
         target = r * ends[-1]
-        block = jnp.minimum(_count(ends[:-1] <= target), _count(ends[:-1] < ends[-1]))
+        block = _count(ends[:-1] <= _below_end(target, ends[-1]))
         start = jnp.where(block > 0, ends[jnp.maximum(block - 1, 0)], 0.0)
         inner = start + jnp.cumsum(blocks[block])
-        j = jnp.minimum(_count(inner[:-1] <= target), _count(inner[:-1] < inner[-1]))
+        j = _count(inner[:-1] <= _below_end(target, inner[-1]))
         return block * blocks.shape[1] + j
     sums = _prefix_sums(weights)
-    total = sums[-1]
-    target = r * total
+    limit = _below_end(r * sums[-1], sums[-1])
     if isinstance(sums, list):
-        below = _count([c <= target for c in sums[:-1]])
-        first_full = _count([c < total for c in sums[:-1]])
-    else:
-        below = _count(sums[:-1] <= target)
-        first_full = _count(sums[:-1] < total)
-    return jnp.minimum(below, first_full)
+        return _count([c <= limit for c in sums[:-1]])
+    return _count(sums[:-1] <= limit)
