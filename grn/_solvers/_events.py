@@ -236,7 +236,8 @@ def any_true(flags):
 def _below_end(target, end):
     """``min(target, the float before end)``: ``count(c <= it)`` is ``min(count(c <= target),
     count(c < end))``, the two counts of `select_reaction` in one (half the compares and adds
-    per step: -12 % CPU per event at 24 reactions, same paths; benchmarks/ssa_profile.md)."""
+    per step: -11 % CPU per event at 24 reactions, same paths; used for the unrolled and flat
+    selections, not the two-level one, where it measured slower; benchmarks/ssa_profile.md)."""
     return jnp.minimum(target, jnp.nextafter(end, jnp.asarray(-jnp.inf, end.dtype)))
 
 
@@ -253,10 +254,10 @@ def select_reaction(weights, r):
     if weights.shape[0] >= TWO_LEVEL_MIN:
         blocks, sums, ends = _two_level_sums(weights)
         target = r * ends[-1]
-        block = _count(ends[:-1] <= _below_end(target, ends[-1]))
+        block = jnp.minimum(_count(ends[:-1] <= target), _count(ends[:-1] < ends[-1]))
         start = jnp.where(block > 0, ends[jnp.maximum(block - 1, 0)], 0.0)
         inner = start + jnp.cumsum(blocks[block])
-        j = _count(inner[:-1] <= _below_end(target, inner[-1]))
+        j = jnp.minimum(_count(inner[:-1] <= target), _count(inner[:-1] < inner[-1]))
         return block * blocks.shape[1] + j
     sums = _prefix_sums(weights)
     limit = _below_end(r * sums[-1], sums[-1])
