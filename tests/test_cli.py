@@ -252,14 +252,19 @@ def test_import_grn_does_not_import_matplotlib(bare_import):
     assert bare_import.wait(timeout=120) == 0, bare_import.stderr.read()
 
 
-def test_sbml_suite_command_writes_its_tables(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sbml_suite_command_writes_its_tables(tmp_path, jobs):
+    """One shipped, passing case in this process; with ``--jobs 2`` the two lowest-numbered
+    ones in two worker processes, listed in case order."""
     pytest.importorskip("libsbml")
     suite = Path(__file__).parent / "data" / "sbml-semantic"
-    case = max(p.name for p in suite.iterdir() if p.name.isdigit())  # a shipped, passing case
+    shipped = sorted(p.name for p in suite.iterdir() if p.name.isdigit())
+    cases = shipped[-1:] if jobs == 1 else shipped[:2]
     out = tmp_path / "suite"
-    assert main(["sbml-suite", "--cases", case, "--suite", str(suite), "--out", str(out)]) == 0
+    argv = ["sbml-suite", "--cases", *cases, "--suite", str(suite), "--out", str(out)]
+    assert main([*argv, "--jobs", str(jobs)]) == 0
     rows = list(csv.DictReader((out / "sbml_semantic.csv").read_text().splitlines()))
-    assert [(r["case"], r["status"]) for r in rows] == [(case, "pass")]
-    assert "passed **1**" in (out / "sbml_semantic.md").read_text()
-    assert json.loads((out / "run.json").read_text())["pass"] == 1
+    assert [(r["case"], r["status"]) for r in rows] == [(c, "pass") for c in cases]
+    assert f"passed **{len(cases)}**" in (out / "sbml_semantic.md").read_text()
+    assert json.loads((out / "run.json").read_text())["pass"] == len(cases)
     assert not jax.config.jax_enable_x64  # float64 only inside the command
