@@ -71,29 +71,30 @@ def _suite_dir(given: Path | None) -> Path:
     return found
 
 
-_CASES_PER_WORKER = 40
-"""Cases a worker process runs before it is replaced (its compiled programs are freed with it)."""
-
-
 def _run_case(suite_dir: Path, case: str, timeout: float):
-    """One case in a worker process, in float64."""
+    """One case in a worker process, in float64; its compiled programs are dropped after it
+    (a worker runs hundreds of cases)."""
     import jax
 
     import grn
 
     with jax.enable_x64(True):
         (result,) = grn.io.run_sbml_suite(suite_dir, [case], timeout=timeout)
+    jax.clear_caches()
     return result
 
 
 def _run_parallel(suite_dir: Path, cases, timeout: float, jobs: int, show) -> list:
     """Every case in ``jobs`` worker processes (spawned: JAX does not survive a fork), in the
     order of the case numbers; each result is shown as it completes."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     if cases is None:
         cases = sorted(p.name for p in suite_dir.iterdir() if p.is_dir() and p.name.isdigit())
-    with ProcessPoolExecutor(jobs, max_tasks_per_child=_CASES_PER_WORKER) as pool:
+    # Workers are not recycled (max_tasks_per_child): on Python 3.11 the pool hung once the
+    # first workers retired.
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_run_case, suite_dir, c, timeout) for c in cases]
         for future in as_completed(futures):
             show(future.result())
