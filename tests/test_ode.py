@@ -197,3 +197,58 @@ def test_ssa_log_weight_is_the_fate_integral(stats):
     err = np.abs(lw - p["g"] * ts)
     print(f"log_weight summation error / bound: {np.max(err / np.maximum(bound, 1e-30)):.3g}")
     assert np.all(err <= bound)
+
+
+# -- ODE(steady_state=True): stop at a steady state, hold it -----------------------------------
+def _steady_solver(**kw):
+    import diffrax
+
+    return grn.ODE(method=diffrax.Kvaerno3(), rtol=1e-8, atol=1e-10, steady_state=True, **kw)
+
+
+def test_steady_state_stop_holds_the_equilibrium_and_its_gradient():
+    """Immigration-death relaxes to alpha / mu with rate mu. Stopped once |dx/dt| <= atol +
+    rtol |x|, the state is within (atol + rtol x) / mu of alpha / mu; the outputs before the
+    stop are the ordinary solution, those after hold the steady state (far fewer steps than
+    integrating to 1e6), and d x_ss / d mu = -alpha / mu^2 through the stop."""
+    net = grn.models.immigration_death()
+    ts = np.array([0.0, 1.0, 10.0, 1e3, 1e5, 1e6])
+    with jax.enable_x64(True):
+        solver = _steady_solver()
+        sol = grn.simulate(net, ts, solver=solver)
+        y = np.asarray(sol.ys)[0, :, 0]
+        exact = 10.0 * (1 - np.exp(-0.1 * ts))
+        _assert_within(y[:3], exact[:3], TIGHT, TIGHT)
+        bound = (solver.atol + solver.rtol * 10.0) / 0.1
+        assert np.all(np.abs(y[3:] - 10.0) <= bound)
+        assert y[3] == y[4] == y[5]  # held after the stop
+
+        def final(mu):
+            s = grn.simulate(net, ts, solver=solver, params={"alpha": 1.0, "mu": mu})
+            return s.ys[0, -1, 0]
+
+        np.testing.assert_allclose(jax.grad(final)(0.1), -1.0 / 0.1**2, rtol=1e-5)
+
+
+def test_steady_state_stop_waits_for_the_last_schedule_change(stepped):
+    """Immigration at level 1 is steady at alpha / mu = 20 long before the level doubles at
+    t = 100: the solve must not stop before that change (then 2 alpha / mu = 40)."""
+    ts = np.array([0.0, 90.0, 1e4])
+    schedule = grn.Schedule(times=[0.0, 100.0], values={"I": [1.0, 2.0]})
+    with jax.enable_x64(True):
+        sol = grn.simulate(stepped.network, ts, solver=_steady_solver(), schedule=schedule)
+        y = np.asarray(sol.ys)[0, :, 0]
+    steady = stepped.alpha / stepped.mu
+    assert abs(y[1] - steady) < 1e-4
+    assert abs(y[2] - 2 * steady) < 1e-4
+
+
+def test_steady_state_refuses_fate_laws_and_sbml_events():
+    with pytest.raises(ValueError, match="growth/death"):
+        grn.simulate(FATE, np.array([0.0, 1.0]), solver=_steady_solver())
+    from pathlib import Path
+
+    xml = Path(__file__).parent / "data" / "sbml-semantic" / "00965" / "00965-sbml-l3v2.xml"
+    net = grn.load_sbml(xml)
+    with pytest.raises(ValueError, match="SBML events"):
+        grn.simulate(net, np.array([0.0, 1.0]), solver=_steady_solver())

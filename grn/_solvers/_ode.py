@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
-from ._ode_events import solve_system
+from ._ode_events import held_after_stop, solve_system, steady_state_event
 
 
 class AbstractDiffraxSolver(AbstractSolver):
@@ -34,8 +34,11 @@ class AbstractDiffraxSolver(AbstractSolver):
                 f"ODE tolerances must be positive, got rtol={self.rtol}, atol={self.atol}"
             )
 
-    def _integrate(self, field, ts, y0, schedule_times, args) -> tuple[Any, Any, jax.Array]:
-        """Solve ``dy/dt = field(t, y)`` from ``ts[0]``, saving at ``ts``; steps land on breaks."""
+    def _integrate(
+        self, field, ts, y0, schedule_times, args, event=None
+    ) -> tuple[Any, Any, jax.Array]:
+        """Solve ``dy/dt = field(t, y)`` from ``ts[0]``, saving at ``ts``; steps land on breaks;
+        a diffrax ``event`` may end the solve early (the outputs after it hold its state)."""
         controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol)
         if schedule_times.shape[0] > 1:
             controller = diffrax.ClipStepSizeController(controller, jump_ts=schedule_times[1:])
@@ -50,16 +53,18 @@ class AbstractDiffraxSolver(AbstractSolver):
             dt0=None,
             y0=y0,
             args=args,
-            saveat=diffrax.SaveAt(ts=ts),
+            saveat=diffrax.SaveAt(ts=ts, t1=True),
             stepsize_controller=controller,
             max_steps=self.max_steps,
             adjoint=self.adjoint,
+            event=event,
             throw=False,
         )
-        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(y)) for y in jax.tree.leaves(sol.ys)]))
-        ok = (sol.result == diffrax.RESULTS.successful) & finite
+        ys, ok = held_after_stop(sol, ts)
+        finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(y)) for y in jax.tree.leaves(ys)]))
+        ok = ok & finite
         result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
-        return sol.ys, sol.stats["num_steps"], result
+        return ys, sol.stats["num_steps"], result
 
 
 class ODE(AbstractDiffraxSolver):
@@ -89,10 +94,28 @@ class ODE(AbstractDiffraxSolver):
     """
 
     fallback: diffrax.AbstractSolver | None = eqx.field(default_factory=diffrax.Kvaerno5)
+    steady_state: bool = False
+    """Stop once the state is steady, ``rms(dx/dt) <= atol + rtol rms(x)`` (the criterion of
+    ``diffrax.steady_state_event``, as AMICI's simulation to steady state): the outputs after
+    that time hold the steady state (pre-equilibration: no stiff steps across a long idle
+    stretch). For equations that no longer change with time: a plain network's schedule is
+    waited for (no stop before its last change); an SBML model's explicit time dependence
+    (a rule of ``time``) is not, as in PEtab's pre-equilibration. Not with SBML events or
+    growth/death laws."""
 
     def check(self, network) -> None:
         if network.ode is None:
             super().check(network)
+            if self.steady_state and (network.growth is not None or network.death is not None):
+                raise ValueError(
+                    "ODE(steady_state=True): the network's growth/death laws keep its fate "
+                    "weights changing after a steady state; use steady_state=False"
+                )
+        elif self.steady_state and network.ode.events:
+            raise ValueError(
+                "ODE(steady_state=True) cannot stop a model with SBML events at a steady state; "
+                "use steady_state=False"
+            )
 
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
         if network.ode is not None:
@@ -108,5 +131,11 @@ class ODE(AbstractDiffraxSolver):
 
         y0 = (x0.astype(ts.dtype), jnp.zeros((), ts.dtype))
         args = (params, schedule_times, schedule_table)
-        (ys, lws), steps, result = self._integrate(field, ts, y0, schedule_times, args)
+        # steady only once the schedule has made its last change
+        event = (
+            steady_state_event(self, lambda y: y[0], after=schedule_times[-1])
+            if self.steady_state
+            else None
+        )
+        (ys, lws), steps, result = self._integrate(field, ts, y0, schedule_times, args, event)
         return CellPath(ys, lws, steps, result)

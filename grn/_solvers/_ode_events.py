@@ -46,6 +46,38 @@ class _Crossing(optx.Bisection):
         return jnp.where(state.flip, state.lower, state.upper), aux, {}
 
 
+def steady_state_event(solver, select=lambda y: y, after=None) -> diffrax.Event:
+    """A diffrax event ending the solve once ``rms(f(select(y))) <= atol + rtol rms(select(y))``
+    (``f`` the vector field, the grn solver's tolerances; the criterion of
+    ``diffrax.steady_state_event`` on the part ``select`` picks), not before time ``after``."""
+    atol, rtol = solver.atol, solver.rtol
+
+    def cond(t, y, args, *, terms, solver, **kwargs):
+        f = select(solver.func(terms, t, y, args))
+        steady = optx.rms_norm(f) <= atol + rtol * optx.rms_norm(select(y))
+        return steady if after is None else steady & (t >= after)
+
+    return diffrax.Event(cond)
+
+
+def held_after_stop(sol, ts):
+    """``(ys, ok)`` of a solve saved at ``(ts, t1)`` that an event may have ended early: the
+    outputs after the stop hold the final state; ``ok``: it succeeded or stopped at the event.
+
+    diffrax saves ``t1`` right after the last output time reached and fills the rest with inf.
+    """
+    last = jnp.sum(jnp.isfinite(sol.ts)) - 1
+    stop = sol.ts[last]
+    n = ts.shape[0]
+
+    def hold(y):
+        after = (ts > stop).reshape((-1,) + (1,) * (y.ndim - 1))
+        return jnp.where(after, y[last], y[:n])
+
+    ok = (sol.result == diffrax.RESULTS.successful) | (sol.result == diffrax.RESULTS.event_occurred)
+    return jax.tree.map(hold, sol.ys), ok
+
+
 def solve_system(solver, system, ts, params, x0, key):
     """(outputs (times, n), steps, result) of the system from ``ts[0]`` at the output times."""
     dtype = ts.dtype
@@ -78,14 +110,16 @@ def solve_system(solver, system, ts, params, x0, key):
             dt0=None,
             y0=y0,
             args=params,
-            saveat=diffrax.SaveAt(ts=ts),
+            saveat=diffrax.SaveAt(ts=ts, t1=True),
             stepsize_controller=controller,
             max_steps=solver.max_steps,
             adjoint=solver.adjoint,
+            event=steady_state_event(solver) if solver.steady_state else None,
             throw=False,
         )
-        ys = jax.vmap(outputs, in_axes=(0, 0, None))(ts, sol.ys, params)
-        ok = (sol.result == diffrax.RESULTS.successful) & jnp.all(jnp.isfinite(ys))
+        ys, ok = held_after_stop(sol, ts)
+        ys = jax.vmap(outputs, in_axes=(0, 0, None))(ts, ys, params)
+        ok = ok & jnp.all(jnp.isfinite(ys))
         result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
         return ys, sol.stats["num_steps"], result
     term = diffrax.ODETerm(lambda t, y, args: rhs(t, y, args[0]))
