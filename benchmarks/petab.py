@@ -1,7 +1,7 @@
 """Cost of one PEtab log-likelihood and of its gradient, against AMICI's budgets (issue 18, item 4).
 
 For each problem (default: the seven of ``tests/data/petab``, a copy of ``../shared/petab``),
-loaded by `fitting.load_petab` with its default solver (Kvaerno5, rtol 1e-6, atol 1e-8) in
+loaded by `fitting.load_petab` with its default solver (Kvaerno3, rtol 1e-6, atol 1e-8) in
 float64, at the nominal parameters, on ONE core (the process is pinned to one CPU and XLA's CPU
 backend runs single-threaded):
 
