@@ -65,6 +65,7 @@ def test_exported_growth_and_death_equal_the_python_laws():
         rules = back.rule_values(x, PARAMS | dict.fromkeys(INPUTS, 0.0), jnp.zeros((0,)))
         u = dict.fromkeys(INPUTS, 0.0)
         for name, law in (("grn_growth", net.growth), ("grn_death", net.death)):
+            assert law is not None
             np.testing.assert_allclose(rules[name], law(state, PARAMS, u), rtol=1e-10, atol=0)
 
 

@@ -57,7 +57,7 @@ def _formula(law: AbstractRateLaw, reactants, where: str) -> str:
         return law.formula
     own = getattr(law, "sbml_formula", None)  # a law that writes itself (e.g. the melanoma's)
     text = own(reactants) if callable(own) else None
-    if text is not None:
+    if isinstance(text, str):
         return text
     if isinstance(law, Constant):
         return _ref(law.value)
