@@ -3,7 +3,8 @@
 Written from the shipped synthetic tables (`grn.models._melanoma_data`) and the SBML export of the
 model (`grn.models.melanoma_sbml`) into ``grn/models/data/melanoma_petab/``; regenerate with
 ``python -m grn.models._melanoma_petab``. Fit it with ``grn fit
-grn/models/data/melanoma_petab/melanoma.yaml --solver cle --dt 0.02 --cells 64`` (docs/petab.md).
+grn/models/data/melanoma_petab/melanoma.yaml --solver cle --dt 0.01 --cells 8 --optimizer adam``
+(docs/fitting.md, "The melanoma data set as a PEtab problem": the step size, memory and cost).
 The choices PEtab v1 forces:
 
 - Drug schedule: PEtab v1 conditions are constant, so each condition table row sets the on-drug
