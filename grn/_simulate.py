@@ -43,6 +43,7 @@ def simulate(
     throw: bool = True,
     progress: bool = False,
     reduce: None = None,
+    equilibrate: float | None = None,
 ) -> Solution: ...
 
 
@@ -60,6 +61,7 @@ def simulate(
     throw: bool = True,
     progress: bool = False,
     reduce: str | Moments = ...,
+    equilibrate: float | None = None,
 ) -> EnsembleMoments: ...
 
 

@@ -19,9 +19,9 @@ from .options import UsageError
 
 OPTIMIZERS = ("lm", "bfgs", "adam")
 SOLVERS = ("ode", "lna", "cle")
-DEFAULTS = {"starts": 10, "steps": 500, "seed": 0, "solver": "ode", "dt": 0.01}
+DEFAULTS = {"starts": 10, "steps": 500, "seed": 0, "solver": "ode", "dt": 0.01, "cells": 1000}
 """Settings of a PEtab fit when the option is not given."""
-PETAB_OPTIONS = ("starts", "steps", "seed", "optimizer", "solver", "dt", "nominal")
+PETAB_OPTIONS = ("starts", "steps", "seed", "optimizer", "solver", "dt", "cells", "nominal")
 """The ``grn fit`` options that apply to PEtab problems only."""
 
 
@@ -52,12 +52,20 @@ def add_arguments(parser) -> None:
         "--solver",
         choices=SOLVERS,
         help="ode (default: stiff Kvaerno3), lna or cle (observables of the ensemble mean; cle: "
-        "1000 cells, common random numbers)",
+        "--cells cells, common random numbers)",
     )
     group.add_argument(
         "--dt",
         type=options.positive_float,
-        help=f"time step of --solver cle (default {DEFAULTS['dt']})",
+        help=f"time step of --solver cle, in the model's time unit (default {DEFAULTS['dt']}; "
+        "Euler-Maruyama: below 2 / the fastest rate)",
+    )
+    group.add_argument(
+        "--cells",
+        type=options.positive_int,
+        metavar="N",
+        help=f"cells of --solver cle whose mean state the observables read (default "
+        f"{DEFAULTS['cells']})",
     )
     group.add_argument(
         "--nominal",
@@ -83,8 +91,9 @@ def _settings(args) -> dict:
         if settings[key] is None:
             settings[key] = value
     settings["nominal"] = bool(settings["nominal"])
-    if args.dt is not None and settings["solver"] != "cle":
-        raise UsageError("--dt applies to --solver cle only")
+    for name in ("dt", "cells"):
+        if getattr(args, name) is not None and settings["solver"] != "cle":
+            raise UsageError(f"--{name} applies to --solver cle only")
     return settings
 
 
@@ -158,7 +167,9 @@ def _run(args, settings) -> int:
         raise UsageError(f"PEtab problem {str(args.config)!r} not found")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        problem = fitting.load_petab(args.config, solver=_solver(settings))
+        problem = fitting.load_petab(
+            args.config, solver=_solver(settings), n_cells=settings["cells"]
+        )
     unused = [str(w.message) for w in caught if "is not used by grn" in str(w.message)]
     for message in unused:  # PEtab columns grn does not read: said, never an error
         print(f"grn: warning: {message}", file=sys.stderr)
@@ -182,6 +193,8 @@ def _run(args, settings) -> int:
         steps=settings["steps"],
         optimizer=optimizer,
         patience=50 if name == "adam" else None,
+        # the CLE's path over thousands of steps: forward mode keeps memory independent of them
+        gradient="forward" if settings["solver"] == "cle" else "reverse",
         progress=not args.quiet,
         checkpoint=checkpoint,
         resume=args.resume,

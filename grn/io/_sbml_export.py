@@ -10,8 +10,10 @@ What is written (and how it reads back with `grn.io.load_sbml`):
 - every reaction with its stoichiometry and a kinetic law written from the builder rate laws:
   mass action with the stochastic combinatorial factor written out (``k * P * (P - 1) / 2`` for
   ``2 P ->``), Hill activation / repression, constants, products, and laws imported from SBML
-  (`grn.io.SBMLMath`, which keep their formula). A plain Python callable cannot be written and
-  raises a `ValueError` naming the reaction;
+  (`grn.io.SBMLMath`, which keep their formula), and any law with a method
+  ``sbml_formula(reactants) -> str | None`` giving its propensity as an SBML L3 infix formula
+  (the built-in melanoma model's Omega-scaled laws). A plain Python callable cannot be written
+  and raises a `ValueError` naming the reaction;
 - network rules as assignment rules on parameters of the same name;
 - events: ``Event(at=c)`` as the trigger ``time >= c``; state triggers only where they came from
   SBML (they carry their formula);
@@ -53,6 +55,10 @@ def _formula(law: AbstractRateLaw, reactants, where: str) -> str:
     """The SBML L3 infix formula of a grn rate law (the stochastic propensity)."""
     if isinstance(law, SBMLMath):
         return law.formula
+    own = getattr(law, "sbml_formula", None)  # a law that writes itself (e.g. the melanoma's)
+    text = own(reactants) if callable(own) else None
+    if isinstance(text, str):
+        return text
     if isinstance(law, Constant):
         return _ref(law.value)
     if isinstance(law, MassAction):

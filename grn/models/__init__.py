@@ -6,6 +6,7 @@ from ._melanoma import (
     KM1_LOG_SD as KM1_LOG_SD,
     melanoma as melanoma,
     melanoma_cell_params as melanoma_cell_params,
+    melanoma_sbml as melanoma_sbml,
 )
 from ._melanoma_protocols import (
     DAY as DAY,

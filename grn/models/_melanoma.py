@@ -41,6 +41,11 @@ chromatin, apoptosis), so E_T = 20 and N_T = 125 copies and a cell fires ~1,100 
 Growth ``gmax h+(E; KEg, nEg)`` and death hazard ``kapo h+(B; KBh, nBh)`` read concentrations too
 (they are rates per cell, not propensities).
 
+SBML (`melanoma_sbml`, ``grn.to_sbml(melanoma())``): each row of `_ROWS` also carries its law as
+an SBML formula over concentrations (`_Scaled.sbml_formula` writes the Omega scaling out), proven
+equal to the Python law by tests/test_melanoma_sbml.py; the SBML lacks the per-cell kM1 spread
+(its median is written), the 20-day untreated pre-run (it starts from `X0`) and cell fates.
+
 Parameters (`PARAMS`, every number named): MODEL.md's starting table for the fast modules (rows
 1-12), rows 18, 21, 22, 24-27; the slow module (rows 13-17, 19, 20) calibrated against the
 five behaviours of MODEL.md and the two-wave kinetics of Su et al. (`grn.models._two_wave`) with an
@@ -51,6 +56,7 @@ the form of the minimal NF-kB oscillator of Krishna, Jensen & Sneppen (PNAS 2006
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import jax.numpy as jnp
@@ -214,6 +220,10 @@ X0 = {
 
 
 # -- the Omega convention ---------------------------------------------------------------------
+_SYMBOL = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+"""An identifier in an infix formula (not the exponent of a number such as ``1e-3``)."""
+
+
 class _Concentrations(Mapping):
     """A lazy view of counts as concentrations: ``x[s] / p[OMEGA[s]]``."""
 
@@ -239,10 +249,21 @@ class _Scaled(AbstractRateLaw):
 
     law: AbstractRateLaw
     omega: str | None
+    formula: str | None = None  # ``law`` as an SBML L3 infix formula over concentrations
 
     def __call__(self, x, p, u, reactants=(), stochastic=True):
         rate = self.law(_Concentrations(x, p), p, u, reactants, stochastic)
         return rate if self.omega is None else p[self.omega] * rate
+
+    def sbml_formula(self, reactants=()) -> str | None:
+        """The law in counts as SBML L3 infix (what `grn.to_sbml` writes): ``formula`` with
+        each species ``s`` read as ``(s / Omega_s)``, times ``omega``; None without a formula."""
+        if self.formula is None:
+            return None
+        text = _SYMBOL.sub(
+            lambda m: f"({m[0]} / {OMEGA[m[0]]})" if m[0] in OMEGA else m[0], self.formula
+        )
+        return text if self.omega is None else f"{self.omega} * ({text})"
 
 
 def _hill(x, K, n):
@@ -350,36 +371,126 @@ def _death(x, p, u):
     return p["kapo"] * _hill(x["B"], p["KBh"], p["nBh"])
 
 
-# (equation, law over concentrations, module scale, name); rows as numbered in MODEL.md.
+def _h(x: str, K: str, n: str) -> str:
+    """`_hill` as an SBML L3 infix formula (``max(x, 0)``: 0 for x <= 0, as `hill_ratio`)."""
+    ratio = f"(max({x}, 0) / {K}) ^ {n}"
+    return f"({ratio} / (1 + {ratio}))"
+
+
+# (equation, law over concentrations, module scale, name, the same law as an SBML L3 infix
+# formula over concentrations); rows as numbered in MODEL.md. The formulas are what `grn.to_sbml`
+# writes (`_Scaled.sbml_formula`); tests/test_melanoma_sbml.py proves them equal to the functions.
 _ROWS = (
-    ("-> E", _erk_activation, "Omega_ERK", "erk_activation"),  # 1
-    ("E ->", mass_action("kEd"), "Omega_ERK", "erk_deactivation"),  # 2
-    ("-> A", _antioxidant_synthesis, "Omega_ROS", "antioxidant_synthesis"),  # 3
-    ("A ->", mass_action("dA"), "Omega_ROS", "antioxidant_decay"),  # 4
-    ("-> R", _ros_production, "Omega_ROS", "ros_production"),  # 5
-    ("R ->", _ros_removal, "Omega_ROS", "ros_removal"),  # 6
-    ("-> Nn", _relA_import, "Omega_NFkB", "relA_import"),  # 7
-    ("Nn ->", _relA_export, "Omega_NFkB", "relA_export"),  # 8
-    ("-> Im", _ikba_transcription, "Omega_NFkB", "ikba_transcription"),  # 9
-    ("Im ->", mass_action("dIm"), "Omega_NFkB", "ikba_mrna_decay"),  # 10
-    ("Im -> Im + I", mass_action("ktl"), "Omega_NFkB", "ikba_translation"),  # 11
-    ("I ->", _ikba_degradation, "Omega_NFkB", "ikba_degradation"),  # 12
-    ("-> W1", _early_wave, "Omega_slow", "early_wave"),  # 13
-    ("W1 ->", mass_action("dW1"), "Omega_slow", "early_wave_decay"),  # 14
-    ("-> M", _remodelling, "Omega_slow", "chromatin_remodelling"),  # 15
-    ("M ->", _restoration, "Omega_slow", "chromatin_restoration"),  # 16
-    ("-> S", _identity_synthesis, "Omega_slow", "sox10_synthesis"),  # 17
-    ("S ->", mass_action("dS"), "Omega_slow", "sox10_decay"),  # 18
-    ("-> W2", _late_wave, "Omega_slow", "late_wave"),  # 19
-    ("W2 ->", mass_action("dW2"), "Omega_slow", "late_wave_decay"),  # 20
-    ("-> B", _bim_synthesis, "Omega_slow", "bim_synthesis"),  # 21
-    ("B ->", mass_action("dB"), "Omega_slow", "bim_decay"),  # 22
-    ("-> Bc", _antiapoptotic_synthesis, "Omega_slow", "antiapoptotic_synthesis"),  # 23
-    ("Bc ->", mass_action("dBc"), "Omega_slow", "antiapoptotic_decay"),  # 24
-    ("B + Bc -> C", mass_action("kon"), "Omega_slow", "bim_sequestration"),  # 25
-    ("C -> B + Bc", _complex_dissociation, "Omega_slow", "bim_release"),  # 26
-    ("C ->", mass_action("dC"), "Omega_slow", "complex_decay"),  # 27
+    (
+        "-> E",
+        _erk_activation,
+        "Omega_ERK",
+        "erk_activation",
+        f"(kEa * (1 - BRAFi) + kErtk * {_h('W2', 'KW2E', 'nW2E')}) * max(ET - E, 0)",
+    ),  # 1
+    ("E ->", mass_action("kEd"), "Omega_ERK", "erk_deactivation", "kEd * E"),  # 2
+    (
+        "-> A",
+        _antioxidant_synthesis,
+        "Omega_ROS",
+        "antioxidant_synthesis",
+        f"kA0 + kA1 * E / (KEA + E) + kA2 * {_h('R', 'KRA', 'nRA')}",
+    ),  # 3
+    ("A ->", mass_action("dA"), "Omega_ROS", "antioxidant_decay", "dA * A"),  # 4
+    ("-> R", _ros_production, "Omega_ROS", "ros_production", "kR0 * (1 + rho * BRAFi)"),  # 5
+    (
+        "R ->",
+        _ros_removal,
+        "Omega_ROS",
+        "ros_removal",
+        "(ksc * A + kdR + kNAC * NAC) * R",
+    ),  # 6
+    (
+        "-> Nn",
+        _relA_import,
+        "Omega_NFkB",
+        "relA_import",
+        "kin * max(NT - Nn, 0) * KI / (KI + I)",
+    ),  # 7
+    ("Nn ->", _relA_export, "Omega_NFkB", "relA_export", "kex * I * Nn / (KN + Nn)"),  # 8
+    (
+        "-> Im",
+        _ikba_transcription,
+        "Omega_NFkB",
+        "ikba_transcription",
+        f"ktx0 + ktx * {_h('Nn', 'Ktx', 'ntx')}",
+    ),  # 9
+    ("Im ->", mass_action("dIm"), "Omega_NFkB", "ikba_mrna_decay", "dIm * Im"),  # 10
+    ("Im -> Im + I", mass_action("ktl"), "Omega_NFkB", "ikba_translation", "ktl * Im"),  # 11
+    (
+        "I ->",
+        _ikba_degradation,
+        "Omega_NFkB",
+        "ikba_degradation",
+        f"(dI + kIKK * (ikk0 + (1 - ikk0) * {_h('R', 'KIKK', 'nIKK')}) * (1 - NFKBi)) * I",
+    ),  # 12
+    (
+        "-> W1",
+        _early_wave,
+        "Omega_slow",
+        "early_wave",
+        f"kW1 * (b1 + {_h('Nn', 'KNW1', 'nNW1')}) / (1 + (max(W2, 0) / K21) ^ n21)",
+    ),  # 13
+    ("W1 ->", mass_action("dW1"), "Omega_slow", "early_wave_decay", "dW1 * W1"),  # 14
+    (
+        "-> M",
+        _remodelling,
+        "Omega_slow",
+        "chromatin_remodelling",
+        f"(1 - eEPI * EPIi) * (kM1 * {_h('Nn', 'KNM', 'nNM')} + kMfb * {_h('M', 'KM', 'nMfb')})"
+        " * max(MT - M, 0)",
+    ),  # 15
+    (
+        "M ->",
+        _restoration,
+        "Omega_slow",
+        "chromatin_restoration",
+        "(kMe0 + kMe1 * S / (KSMe + S)) * M",
+    ),  # 16
+    (
+        "-> S",
+        _identity_synthesis,
+        "Omega_slow",
+        "sox10_synthesis",
+        f"kS * (s0 + {_h('S', 'KSS', 'nSS')}) / (1 + (max(M, 0) / KMS) ^ nMS)",
+    ),  # 17
+    ("S ->", mass_action("dS"), "Omega_slow", "sox10_decay", "dS * S"),  # 18
+    (
+        "-> W2",
+        _late_wave,
+        "Omega_slow",
+        "late_wave",
+        f"kW2 * (w0 + {_h('Nn', 'KNW2', 'nNW2')} * W1 / (K12 + W1) + cM * {_h('M', 'KMW', 'nMW')})",
+    ),  # 19
+    ("W2 ->", mass_action("dW2"), "Omega_slow", "late_wave_decay", "dW2 * W2"),  # 20
+    ("-> B", _bim_synthesis, "Omega_slow", "bim_synthesis", "kB0 + kB1 * KEB / (KEB + E)"),  # 21
+    ("B ->", mass_action("dB"), "Omega_slow", "bim_decay", "dB * B"),  # 22
+    (
+        "-> Bc",
+        _antiapoptotic_synthesis,
+        "Omega_slow",
+        "antiapoptotic_synthesis",
+        f"kC0 + kC1 * Nn / (KNC + Nn) + kC2 * {_h('W2', 'KW2C', 'nW2C')}",
+    ),  # 23
+    ("Bc ->", mass_action("dBc"), "Omega_slow", "antiapoptotic_decay", "dBc * Bc"),  # 24
+    ("B + Bc -> C", mass_action("kon"), "Omega_slow", "bim_sequestration", "kon * B * Bc"),  # 25
+    (
+        "C -> B + Bc",
+        _complex_dissociation,
+        "Omega_slow",
+        "bim_release",
+        "koff * (1 + phi * BH3i) * C",
+    ),  # 26
+    ("C ->", mass_action("dC"), "Omega_slow", "complex_decay", "dC * C"),  # 27
 )
+_GROWTH = f"gmax * {_h('E', 'KEg', 'nEg')}"
+_DEATH = f"kapo * {_h('B', 'KBh', 'nBh')}"
+"""The growth and death laws as formulas over concentrations (per-cell rates, not scaled)."""
 
 
 def melanoma() -> Network:
@@ -392,7 +503,10 @@ def melanoma() -> Network:
     pre-equilibration (``equilibrate_h``), so the plain ``grn.simulate(melanoma(), ts, key=key,
     n_cells=n, schedule=...)`` starts from each cell's own untreated state.
     """
-    reactions = [Reaction(eq, _Scaled(_as_law(law), omega), name) for eq, law, omega, name in _ROWS]
+    reactions = [
+        Reaction(eq, _Scaled(_as_law(law), omega, formula), name)
+        for eq, law, omega, name, formula in _ROWS
+    ]
     km1 = LogNormal(median=PARAMS["kM1"], sigma=KM1_LOG_SD)
     return Network(
         species=SPECIES,
@@ -400,11 +514,52 @@ def melanoma() -> Network:
         params=PARAMS,
         x0=X0,
         inputs=INPUTS,
-        growth=_Scaled(_as_law(_growth), None),
-        death=_Scaled(_as_law(_death), None),
+        growth=_Scaled(_as_law(_growth), None, _GROWTH),
+        death=_Scaled(_as_law(_death), None, _DEATH),
         cell_params={"kM1": km1},
         equilibrate_h=EQUILIBRATE_DAYS * 24.0,
     )
+
+
+def melanoma_sbml(washout_h: float | None = None) -> str:
+    """The model as an SBML Level 3 Version 2 document (`grn.to_sbml` of `melanoma`, id melanoma).
+
+    Species are counts (amounts in the compartment ``cell`` of size 1, initial amounts `X0`);
+    each kinetic law is its row's formula over concentrations with the Omega scaling written
+    out (``Omega_m * f(n / Omega)``, a propensity in counts); the inputs (``BRAFi``, ...) are
+    parameters of value 0 that the receiving tool sets. Not in the SBML: the per-cell
+    log-normal spread of kM1 (written as its median), the 20-day untreated pre-run (the model
+    starts from `X0`), and cell fates (growth and death are assignment rules on ``grn_growth``
+    and ``grn_death`` that nothing reads). ``washout_h``: an event at that time (the trigger
+    ``time >= washout_h`` with the number written in) sets every input to 0, the drug removal
+    of a protocol whose on-drug levels a PEtab condition sets.
+    """
+    import warnings
+
+    from ..io._mathml import _libsbml
+    from ..io._sbml_export import to_sbml
+
+    with warnings.catch_warnings():  # the dropped spread and pre-run, said above
+        warnings.filterwarnings("ignore", message="SBML cannot carry", category=UserWarning)
+        text = to_sbml(melanoma(), model_id="melanoma")
+    if washout_h is None:
+        return text
+    if not (isinstance(washout_h, int | float) and 0 < washout_h < float("inf")):
+        raise ValueError(f"washout_h must be a positive finite number of hours, got {washout_h!r}")
+    libsbml = _libsbml()
+    doc = libsbml.readSBMLFromString(text)
+    event = doc.getModel().createEvent()
+    event.setId("washout")
+    event.setUseValuesFromTriggerTime(True)
+    trigger = event.createTrigger()
+    trigger.setInitialValue(False)
+    trigger.setPersistent(True)
+    trigger.setMath(libsbml.parseL3Formula(f"time >= {float(washout_h)!r}"))
+    for name in INPUTS:
+        assignment = event.createEventAssignment()
+        assignment.setVariable(name)
+        assignment.setMath(libsbml.parseL3Formula("0"))
+    return libsbml.writeSBMLToString(doc)
 
 
 def melanoma_cell_params(
