@@ -432,6 +432,8 @@ def fit(
         opt_state, static = _optx_init(problem, opt, phi0)
     else:
         assert isinstance(optimizer, optax.GradientTransformation)  # checked above
+        if gradient == "forward":
+            problem = _forward_solver(problem)
         opt_state = jax.vmap(optimizer.init)(phi0)
     fixed = {
         name: jnp.broadcast_to(jnp.asarray((fixed or {}).get(name, False), bool), (n,))

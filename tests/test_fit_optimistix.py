@@ -84,6 +84,18 @@ def test_optimistix_fit_reaches_the_optimum(method, tmp_path):
         np.testing.assert_array_equal(resumed.history, straight.history)
 
 
+def test_forward_mode_gradient_fits_an_ode_problem():
+    """``gradient="forward"`` with an optax optimizer switches the ODE's (reverse-only)
+    checkpointed adjoint to forward mode, and takes the same steps as reverse mode."""
+    with jax.enable_x64(True):
+        problem = ode_problem()
+        kwargs: dict[str, Any] = dict(key=jax.random.key(0), n_starts=3, steps=20, progress=False)
+        forward = fitting.fit(problem, gradient="forward", **kwargs)
+        reverse = fitting.fit(problem, gradient="reverse", **kwargs)
+    np.testing.assert_allclose(forward.history, reverse.history, rtol=1e-8)
+    assert np.all(forward.history[-1] < forward.history[0])
+
+
 def test_optimistix_rejects_held_coordinates():
     problem = ode_problem()
     with pytest.raises(ValueError, match="fixed= .* needs an optax optimizer"):
