@@ -6,8 +6,11 @@ bounds (uniformly on each parameter's PEtab scale; seed ``--seed``, the same sta
 method) and fitted together (vmapped) by `fitting.fit` in float64 with the default PEtab solver:
 
 - ``lm``: ``optx.LevenbergMarquardt`` on the residuals (Jacobian by forward mode);
-- ``bfgs``: ``optx.BFGS`` on the negative log-likelihood (gradient by reverse mode);
-- ``adam``: `fitting.default_optimizer` (Adam, learning rate 0.05 on the PEtab scale).
+- ``bfgs``: ``optx.BFGS`` on the negative log-likelihood;
+- ``adam``: `fitting.default_optimizer` (Adam, learning rate 0.05 on the PEtab scale);
+
+gradients by ``gradient="auto"`` as ``grn fit`` takes them (forward mode for these 9-21 free
+parameters).
 
 A start *converges* when its final llh is within 0.5 of the reference llh (tests/data/petab
 README) or above it. Each fit runs in chunks of ``--chunk`` steps (checkpoint + resume) until the
@@ -68,7 +71,9 @@ def run(problem, method: str, starts: dict, steps: int, chunk: int, budget: floa
     n = len(next(iter(starts.values())))
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "fit.npz"
-        kwargs: dict[str, Any] = dict(starts=starts, optimizer=opt, progress=False, checkpoint=ckpt)
+        kwargs: dict[str, Any] = dict(
+            starts=starts, optimizer=opt, progress=False, checkpoint=ckpt, gradient="auto"
+        )
         t0 = time.perf_counter()
         fitting.fit(problem, steps=1, **kwargs)
         compile_s = time.perf_counter() - t0

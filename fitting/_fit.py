@@ -143,6 +143,26 @@ class _State(eqx.Module):
 
 GRADIENT_MODES = ("reverse", "forward")
 
+FORWARD_MAX_FREE = 40
+"""``gradient="auto"`` takes forward mode up to this many free parameters: on the seven PEtab
+benchmark problems (9-36 free) a forward-mode gradient cost 0.4-1.09x a reverse-mode one
+(benchmarks/README.md, "PEtab: cost of one log-likelihood and its gradient")."""
+
+
+def resolve_gradient(problem: Problem, gradient: str) -> str:
+    """``gradient`` (``"reverse"``, ``"forward"`` or ``"auto"``) as a mode: ``"auto"`` is forward
+    mode for the CLE (memory independent of its many fixed steps) and for at most
+    `FORWARD_MAX_FREE` free parameters (``n`` tangents cost less than a checkpointed adjoint's
+    recomputation there), reverse mode otherwise."""
+    if gradient == "auto":
+        from grn import CLE
+
+        few = len(problem.space.free) <= FORWARD_MAX_FREE
+        return "forward" if few or isinstance(problem.solver, CLE) else "reverse"
+    if gradient not in GRADIENT_MODES:
+        raise ValueError(f"gradient must be one of {GRADIENT_MODES + ('auto',)}, got {gradient!r}")
+    return gradient
+
 
 def value_and_grad(loss_fn: Callable, mode: str = "reverse") -> Callable:
     """``phi -> (loss, grad)`` by reverse mode (`jax.value_and_grad`: one backward pass, memory
@@ -396,13 +416,13 @@ def fit(
     - ``callback(step, losses)`` is called after each step (host side).
     - ``fixed``: name -> bool per start; those coordinates are held at their start values
       (used by `profile_likelihood`).
-    - ``gradient``: ``"reverse"`` (default) or ``"forward"`` mode (`value_and_grad`); forward
-      mode suits CLE fits of a few parameters over many steps (docs/gradients.md).
+    - ``gradient``: ``"reverse"`` (default), ``"forward"`` mode (`value_and_grad`) or
+      ``"auto"`` (`resolve_gradient`); forward mode suits CLE fits of a few parameters over many
+      steps (docs/gradients.md) and ODE fits of up to a few dozen parameters.
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"fit expects a fitting.Problem, got {type(problem).__name__}")
-    if gradient not in GRADIENT_MODES:
-        raise ValueError(f"gradient must be one of {GRADIENT_MODES}, got {gradient!r}")
+    gradient = resolve_gradient(problem, gradient)
     if not problem.pathwise:
         raise ValueError(
             f"{type(problem.solver).__name__} paths are piecewise constant in the parameters, so "

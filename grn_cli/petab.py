@@ -193,8 +193,7 @@ def _run(args, settings) -> int:
         steps=settings["steps"],
         optimizer=optimizer,
         patience=50 if name == "adam" else None,
-        # the CLE's path over thousands of steps: forward mode keeps memory independent of them
-        gradient="forward" if settings["solver"] == "cle" else "reverse",
+        gradient="auto",  # forward mode for the CLE and for up to 40 free parameters
         progress=not args.quiet,
         checkpoint=checkpoint,
         resume=args.resume,

@@ -94,6 +94,7 @@ def test_forward_mode_gradient_fits_an_ode_problem():
         reverse = fitting.fit(problem, gradient="reverse", **kwargs)
     np.testing.assert_allclose(forward.history, reverse.history, rtol=1e-8)
     assert np.all(forward.history[-1] < forward.history[0])
+    assert _fit.resolve_gradient(problem, "auto") == "forward"  # 2 free parameters
 
 
 def test_optimistix_rejects_held_coordinates():
