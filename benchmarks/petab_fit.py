@@ -66,6 +66,17 @@ def optimizer(method: str):
     return fitting.default_optimizer()
 
 
+def _timings(compile_s: float, wall_s: float, cpu_s: float, n: int) -> dict:
+    """Compile time, and wall and CPU time after compilation, in all and per start."""
+    return {
+        "compile_s": compile_s,
+        "wall_s": wall_s,
+        "wall_per_start_s": wall_s / n,
+        "cpu_s": cpu_s,
+        "cpu_per_start_s": cpu_s / n,
+    }
+
+
 def run_trf(problem, starts: dict, max_nfev: int, budget: float) -> dict:
     """The peer: ``scipy.optimize.least_squares(method="trf")``, the trust-region reflective
     method of Data2Dynamics' lsqnonlin and pyPESTO's ``ScipyOptimizer("ls_trf")``, bounds on
@@ -110,13 +121,8 @@ def run_trf(problem, starts: dict, max_nfev: int, budget: float) -> dict:
         losses.append(float(value(sol.x)[1]))
         nfev.append(int(sol.nfev))
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    n = len(losses)
     return {
-        "compile_s": compile_s,
-        "wall_s": elapsed,
-        "wall_per_start_s": elapsed / n,
-        "cpu_s": cpu,
-        "cpu_per_start_s": cpu / n,
+        **_timings(compile_s, elapsed, cpu, len(losses)),
         "n_steps": int(np.max(nfev)),
         "nfev": nfev,
         "all_stopped": True,
@@ -148,11 +154,7 @@ def run(problem, method: str, starts: dict, steps: int, chunk: int, budget: floa
             if stopped or done >= steps or elapsed > budget:
                 break
     return {
-        "compile_s": compile_s,
-        "wall_s": elapsed,
-        "wall_per_start_s": elapsed / n,
-        "cpu_s": cpu,
-        "cpu_per_start_s": cpu / n,
+        **_timings(compile_s, elapsed, cpu, n),
         "n_steps": result.n_steps,
         "all_stopped": stopped,
         "start_loss": [float(v) for v in result.start_loss],
