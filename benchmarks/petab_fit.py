@@ -105,22 +105,37 @@ def run_trf(problem, starts: dict, max_nfev: int, budget: float) -> dict:
     jax.block_until_ready((value(x0[0]), jacobian(x0[0])))  # compile
     compile_s = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
-    losses, nfev = [], []
+    losses, nfev, failed = [], [], []
     for x in x0:
         if time.perf_counter() - t0 > budget:
             losses.append(float("inf"))
             nfev.append(0)
+            failed.append(False)
             continue
-        sol = least_squares(
-            lambda x: np.asarray(value(x)[0]),
-            np.clip(x, bounds[0] + 1e-9, bounds[1] - 1e-9),
-            jac=lambda x: np.nan_to_num(np.asarray(jacobian(x))),  # pyright: ignore[reportArgumentType]
-            bounds=bounds,
-            method="trf",
-            max_nfev=max_nfev,
-        )
-        losses.append(float(value(sol.x)[1]))
-        nfev.append(int(sol.nfev))
+        calls = [0]
+
+        def jac(x):
+            calls[0] += 1
+            return np.nan_to_num(np.asarray(jacobian(x)))
+
+        try:
+            sol = least_squares(
+                lambda x: np.asarray(value(x)[0]),
+                np.clip(x, bounds[0] + 1e-9, bounds[1] - 1e-9),
+                jac=jac,  # pyright: ignore[reportArgumentType]
+                bounds=bounds,
+                method="trf",
+                max_nfev=max_nfev,
+            )
+            losses.append(float(value(sol.x)[1]))
+            nfev.append(int(sol.nfev))
+            failed.append(False)
+        except (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError):
+            # as in fitting.fit: the derivative raised at extreme parameters (an implicit
+            # method's linear solve met a non-finite state); the start fails alone
+            losses.append(float("inf"))
+            nfev.append(max(calls[0], 1))
+            failed.append(True)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     run = sum(k > 0 for k in nfev)  # the starts begun within the budget
     return {
@@ -128,6 +143,7 @@ def run_trf(problem, starts: dict, max_nfev: int, budget: float) -> dict:
         "starts_run": run,
         "n_steps": int(np.max(nfev)),
         "nfev": nfev,
+        "failed": failed,
         "all_stopped": True,
         "start_loss": losses,
     }
