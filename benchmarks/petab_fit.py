@@ -47,6 +47,7 @@ from _machine import loadavg, machine_info  # noqa: E402
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import fitting  # noqa: E402
+from fitting._fit import _forward_solver  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "petab"
 REFERENCE = {
@@ -84,11 +85,10 @@ def run_trf(problem, starts: dict, max_nfev: int, budget: float) -> dict:
     one after the other on the host, scipy's default tolerances, at most ``max_nfev``
     evaluations per start; no start begins after ``budget`` seconds (those left count as not
     converged, and the times per start are over the starts run)."""
-    import diffrax
     import equinox as eqx
     from scipy.optimize import least_squares
 
-    problem = eqx.tree_at(lambda p: p.solver.adjoint, problem, diffrax.ForwardMode())
+    problem = _forward_solver(problem)
     space = problem.space
     free = list(space.free)
     lo, hi = space.bounds_phi()

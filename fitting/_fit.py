@@ -17,6 +17,8 @@ import numpy as np
 import optax
 import optimistix as optx
 
+import grn
+
 from ._problem import Problem
 
 TRACE_COUNT = {"step": 0}
@@ -117,12 +119,6 @@ class _Optimistix(eqx.Module):
     def options(self) -> dict:
         return {"jac": "fwd"} if self.least_squares else {"autodiff_mode": "fwd"}
 
-    def prepare(self, problem: Problem) -> Problem:
-        """The problem whose solver suits this optimiser's derivatives."""
-        if self.least_squares or self.gradient == "forward":
-            return _forward_solver(problem)
-        return problem
-
 
 def _as_optimistix(optimizer, gradient: str) -> _Optimistix | None:
     if isinstance(optimizer, OPTIMISTIX):
@@ -155,10 +151,8 @@ def resolve_gradient(problem: Problem, gradient: str) -> str:
     `FORWARD_MAX_FREE` free parameters (``n`` tangents cost less than a checkpointed adjoint's
     recomputation there), reverse mode otherwise."""
     if gradient == "auto":
-        from grn import CLE
-
         few = len(problem.space.free) <= FORWARD_MAX_FREE
-        return "forward" if few or isinstance(problem.solver, CLE) else "reverse"
+        return "forward" if few or isinstance(problem.solver, grn.CLE) else "reverse"
     if gradient not in GRADIENT_MODES:
         raise ValueError(f"gradient must be one of {GRADIENT_MODES + ('auto',)}, got {gradient!r}")
     return gradient
@@ -443,17 +437,16 @@ def fit(
             f"solver or minimiser, got {type(optimizer).__name__}"
         )
     phi0 = _check_starts(problem, starts, key, n_starts)
+    if gradient == "forward" or (opt is not None and opt.least_squares):
+        problem = _forward_solver(problem)  # least squares: Jacobians by jax.jacfwd
     n = next(iter(phi0.values())).shape[0]
     if opt is not None:
         if fixed:
             raise ValueError("fixed= (held coordinates) needs an optax optimizer")
-        problem = opt.prepare(problem)
         phi0 = _to_unbounded(problem.space, phi0)
         opt_state, static = _optx_init(problem, opt, phi0)
     else:
         assert isinstance(optimizer, optax.GradientTransformation)  # checked above
-        if gradient == "forward":
-            problem = _forward_solver(problem)
         opt_state = jax.vmap(optimizer.init)(phi0)
     fixed = {
         name: jnp.broadcast_to(jnp.asarray((fixed or {}).get(name, False), bool), (n,))
