@@ -400,8 +400,9 @@ def fit(
     - Early stopping: a start stops once its loss has not improved by ``rtol`` (relative) for
       ``patience`` steps (None: never); the loop ends when all have stopped. Non-finite losses or
       gradients skip the update of that start.
-    - Failures: a start whose step raises (an implicit ODE method's stage solve at extreme
-      parameters raises inside the derivative) is found by `_guarded_step`, marked failed and
+    - Failures: a start whose step raises (a reverse-mode derivative through an implicit ODE
+      method's step rejected at a non-finite state; forward mode is guarded against it, see
+      `grn._solvers._ode_events.DefinedField`) is found by `_guarded_step`, marked failed and
       stopped with its state before that step; the others go on. ``loss`` is infinite when no
       start has a finite loss.
     - ``checkpoint``: a file written every ``checkpoint_every`` steps (atomically), on Ctrl-C
@@ -515,9 +516,11 @@ def fit(
 def _guarded_step(step_fn, state: _State):
     """``step_fn(state)`` -> (state, losses), robust to starts whose step raises.
 
-    An ODE method's implicit stage solve at extreme parameters (a non-finite state, e.g. a
-    negative amount under a fractional power) raises inside the derivative (lineax's tangent
-    solves always check), even where the simulation itself gives a finite loss. A step that
+    An implicit ODE method's stage solve at extreme parameters may try a non-finite state (a
+    negative amount under a fractional power) and reject the step; a reverse-mode derivative
+    still carries that NaN into lineax's checked linear solves and raises, even where the
+    simulation gives a finite loss (forward mode does not: its tangents are zero where the
+    vector field is not finite). A step that
     raises is retried on halves of the starts (the others replaced by a copy of one start of
     the half, so shapes and the compiled program stay the same) to find the starts that raise;
     those are marked failed and done and keep their state from before the step. Starts already

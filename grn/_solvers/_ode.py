@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from .._solution import RESULTS
 from ._base import AbstractSolver, CellPath
-from ._ode_events import held_after_stop, solve_system, steady_state_event
+from ._ode_events import defined_field, held_after_stop, solve_system, steady_state_event
 
 
 class AbstractDiffraxSolver(AbstractSolver):
@@ -44,7 +44,7 @@ class AbstractDiffraxSolver(AbstractSolver):
             controller = diffrax.ClipStepSizeController(controller, jump_ts=schedule_times[1:])
         # Closed-over arrays (the stoichiometry, traced under jit) must become leaves of the term:
         # BacksolveAdjoint fails with "No constant handler ... DynamicJaxprTracer" otherwise.
-        field = eqx.filter_closure_convert(field, ts[0], y0, args)
+        field = defined_field(field, ts[0], y0, args)
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field),
             self.method,

@@ -17,7 +17,10 @@ the roundoff of a located root does not switch it back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,6 +47,44 @@ class _Crossing(optx.Bisection):
 
     def postprocess(self, fn, y, aux, args, options, state, tags, result):
         return jnp.where(state.flip, state.lower, state.upper), aux, {}
+
+
+class DefinedField(eqx.Module):
+    """A vector field ``field(t, y, args)`` whose derivative (forward mode) is zero in each
+    output component where that component's value is not finite, and exact elsewhere.
+
+    An implicit method's stage solve may try a state outside the field's domain (a negative
+    amount under a fractional power): the value is NaN, the step is rejected and the solution
+    is unaffected, but its tangents are NaN too, and the tangent linear solves of the implicit
+    function theorem (optimistix, lineax) raise on non-finite input although the rejected
+    step's tangents are discarded. Where every evaluation the solution uses is finite (a
+    successful solve) the derivative is the field's own.
+    """
+
+    field: Callable  # closure-converted: closed-over arrays are leaves
+
+    def __call__(self, t, y, args):
+        return _where_defined(self.field, t, y, args)
+
+
+def defined_field(field, t0, y0, args) -> DefinedField:
+    """`DefinedField` of ``field`` (closure-converted at the example ``(t0, y0, args)``)."""
+    return DefinedField(eqx.filter_closure_convert(field, t0, y0, args))
+
+
+@eqx.filter_custom_jvp
+def _where_defined(field, t, y, args):
+    return field(t, y, args)
+
+
+@_where_defined.def_jvp
+def _where_defined_jvp(primals, tangents):
+    out, t_out = eqx.filter_jvp(lambda f, *a: f(*a), primals, tangents)
+
+    def keep(value, tangent):
+        return None if tangent is None else jnp.where(jnp.isfinite(value), tangent, 0)
+
+    return out, jax.tree.map(keep, out, t_out, is_leaf=lambda x: x is None)
 
 
 def steady_state_event(solver, select=lambda y: y, after=None) -> diffrax.Event:
@@ -100,7 +141,8 @@ def solve_system(solver, system, ts, params, x0, key):
         return jnp.concatenate([y[:n_x0], jnp.stack(extra)]) if extra else y[:n_x0]
 
     controller = diffrax.PIDController(rtol=solver.rtol, atol=solver.atol)
-    term = diffrax.ODETerm(rhs)
+    field = defined_field(rhs, ts[0], y0, params)
+    term = diffrax.ODETerm(field)
     if not system.events:
         sol = diffrax.diffeqsolve(
             term,
@@ -122,7 +164,7 @@ def solve_system(solver, system, ts, params, x0, key):
         ok = ok & jnp.all(jnp.isfinite(ys))
         result = jnp.where(ok, RESULTS.successful, RESULTS.solver_failed).astype(jnp.int32)
         return ys, sol.stats["num_steps"], result
-    term = diffrax.ODETerm(lambda t, y, args: rhs(t, y, args[0]))
+    term = diffrax.ODETerm(lambda t, y, args: field(t, y, args[0]))
     return _solve_with_events(solver, system, ts, params, y0, term, controller, outputs, key)
 
 
