@@ -193,6 +193,7 @@ def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol, mod
         return loss, finite, new_phi, new_opt
 
     loss, finite, new_phi, new_opt = jax.vmap(one)(state.phi, state.opt_state, fixed)
+    unusable = _unusable(loss, state)
     keep = finite & ~state.done
 
     def choose(new, old):
@@ -211,8 +212,8 @@ def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol, mod
         best_phi=best_phi,
         best_loss=jnp.where(better, loss, state.best_loss),
         stall=stall,
-        done=state.done | (stall >= patience),
-        failed=state.failed,
+        done=state.done | unusable | (stall >= patience),
+        failed=state.failed | unusable,
     )
     return new_state, loss
 
@@ -236,6 +237,7 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
     stop = stop | ~finite_z  # a start whose step came out non-finite stops where it was
     keep = ~state.done & finite_z
     finite = jnp.isfinite(loss) & finite_z
+    unusable = _unusable(loss, state)
 
     def choose(new, old):
         mask = keep.reshape(keep.shape + (1,) * (new.ndim - 1))
@@ -250,10 +252,17 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
         best_phi=jax.tree.map(lambda c, b: jnp.where(better, c, b), new_z, state.best_phi),
         best_loss=jnp.where(better, loss, state.best_loss),
         stall=stall,
-        done=state.done | stop | (stall >= patience),
-        failed=state.failed,
+        done=state.done | stop | unusable | (stall >= patience),
+        failed=state.failed | unusable,
     )
     return new_state, loss
+
+
+def _unusable(loss, state: _State):
+    """Starts with no finite loss yet, not even at their start point (the simulation fails
+    there): nothing to descend from (the derivative of an infinite loss is no direction), so
+    they fail at once instead of being stepped, each step as costly as a failing simulation."""
+    return ~jnp.isfinite(loss) & ~jnp.isfinite(state.best_loss) & ~state.done
 
 
 def _strong(tree):
@@ -403,8 +412,9 @@ def fit(
     - Failures: a start whose step raises (a reverse-mode derivative through an implicit ODE
       method's step rejected at a non-finite state; forward mode is guarded against it, see
       `grn._solvers._ode_events.DefinedField`) is found by `_guarded_step`, marked failed and
-      stopped with its state before that step; the others go on. ``loss`` is infinite when no
-      start has a finite loss.
+      stopped with its state before that step; the others go on. A start whose loss is not
+      finite at its start point (the simulation fails there) fails at the first step.
+      ``loss`` is infinite when no start has a finite loss.
     - ``checkpoint``: a file written every ``checkpoint_every`` steps (atomically), on Ctrl-C
       and at the end, with the whole optimiser state and history; ``resume=True`` continues from
       it (if present) and reaches exactly the result of an uninterrupted run.
@@ -546,7 +556,9 @@ def _guarded_step(step_fn, state: _State):
             new,
             state,
         )
-        return eqx.tree_at(lambda s: (s.done, s.failed), new, (new.done | mask, mask)), loss
+        return eqx.tree_at(
+            lambda s: (s.done, s.failed), new, (new.done | mask, new.failed | mask)
+        ), loss
 
 
 def _fill(n: int, keep) -> np.ndarray:

@@ -214,3 +214,25 @@ def test_forward_derivative_through_rejected_implicit_steps(tmp_path):
         )
     assert result.failed is not None and not result.failed.any()
     assert result.start_params["k"] == pytest.approx([0.1, 0.1], rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["lm", "adam"])
+def test_a_start_whose_simulation_fails_fails_at_once(tmp_path, method):
+    """With a budget of 60 solver steps the simulation fails for k >= 0.3 (infinite loss):
+    the start at k = 1e4 has nothing to descend from and fails at the first step, instead of
+    being stepped (each step costing a failed simulation); the start at 0.05 goes on."""
+    solver = grn.ODE(method=diffrax.Kvaerno3(), rtol=1e-6, atol=1e-8, max_steps=60)
+    with jax.enable_x64(True):
+        problem = fitting.load_petab(write_power_problem(tmp_path), solver=solver)
+        optimizer = SOLVERS["lm"] if method == "lm" else fitting.default_optimizer()
+        result = fitting.fit(
+            problem,
+            starts={"k": np.array([1e4, 0.05])},
+            steps=3,
+            optimizer=optimizer,
+            progress=False,
+        )
+    assert result.failed is not None and result.failed.tolist() == [True, False]
+    assert result.converged[0] and np.all(np.isinf(result.history[:, 0]))
+    assert np.all(np.isfinite(result.history[:, 1]))
+    assert result.history[-1, 1] < result.history[0, 1]
