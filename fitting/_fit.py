@@ -231,8 +231,17 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
         stop, _ = opt.solver.terminate(fn, new_z, None, opt.options, new_st, tags)
         return new_z, _strong(eqx.filter(new_st, eqx.is_array)), loss, stop
 
-    # Starts in sequence (lax.map), not vmapped: each start's solver iterates on its own.
-    new_z, new_opt, loss, stop = jax.lax.map(lambda a: one(*a), (state.phi, state.opt_state))
+    def one_unless_done(args):
+        z, dynamic, done, best = args
+        return jax.lax.cond(
+            done, lambda: (z, dynamic, best, jnp.array(True)), lambda: one(z, dynamic)
+        )
+
+    # Starts in sequence (lax.map), not vmapped: each start's solver iterates on its own, and
+    # a start that is done (or failed) costs nothing.
+    new_z, new_opt, loss, stop = jax.lax.map(
+        one_unless_done, (state.phi, state.opt_state, state.done, state.best_loss)
+    )
     finite_z = jnp.all(jnp.stack([jnp.isfinite(v) for v in jax.tree.leaves(new_z)]), axis=0)
     stop = stop | ~finite_z  # a start whose step came out non-finite stops where it was
     keep = ~state.done & finite_z
@@ -256,6 +265,11 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
         failed=state.failed | unusable,
     )
     return new_state, loss
+
+
+@eqx.filter_jit
+def _losses(problem: Problem, phi):
+    return jax.vmap(problem.loss)(phi)
 
 
 def _unusable(loss, state: _State):
@@ -489,6 +503,11 @@ def fit(
             return _step(problem, optimizer, state, fixed, patience_, rtol_, gradient)
         return _optx_step(problem, opt, state, static, patience_, rtol_)
 
+    def unusable_starts(state):
+        phi = state.phi if opt is None else _from_unbounded(problem.space, state.phi)
+        loss = _losses(problem, phi)
+        return np.asarray(~jnp.isfinite(loss) & ~jnp.isfinite(state.best_loss))
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -498,7 +517,7 @@ def fit(
         for step in range(first, steps):
             if bool(np.all(np.asarray(state.done))):
                 break
-            state, loss = _guarded_step(step_fn, state)
+            state, loss = _guarded_step(step_fn, state, unusable_starts)
             history.append(loss)
             if bar is not None:
                 bar.update(1)
@@ -523,7 +542,7 @@ def fit(
     return _result(problem, state, history)
 
 
-def _guarded_step(step_fn, state: _State):
+def _guarded_step(step_fn, state: _State, unusable_starts):
     """``step_fn(state)`` -> (state, losses), robust to starts whose step raises.
 
     An implicit ODE method's stage solve at extreme parameters may try a non-finite state (a
@@ -534,9 +553,13 @@ def _guarded_step(step_fn, state: _State):
     raises is retried on halves of the starts (the others replaced by a copy of one start of
     the half, so shapes and the compiled program stay the same) to find the starts that raise;
     those are marked failed and done and keep their state from before the step. Starts already
-    failed run as a copy of a sound start and keep their state.
+    failed run as a copy of a sound start (done: skipped where starts run in sequence) and keep
+    their state. Before that search, ``unusable_starts(state)`` (host booleans: no finite loss
+    yet, and none at the current point) are marked failed, since they would make every step of
+    the search as slow as a failing simulation.
     """
     failed = np.array(state.failed)
+    screened = False
     while True:
         sound = np.flatnonzero(~failed)
         if sound.size == 0:
@@ -544,6 +567,12 @@ def _guarded_step(step_fn, state: _State):
         try:
             new, loss = step_fn(_take(state, _fill(failed.size, sound)) if failed.any() else state)
         except eqx.EquinoxRuntimeError:
+            if not screened:  # first fail the starts whose simulation fails (cheap to find)
+                screened = True
+                unusable = unusable_starts(state) & ~failed
+                if unusable.any():
+                    failed |= unusable
+                    continue
             raising = _raising(step_fn, state, [int(i) for i in sound])
             if not raising:  # not any one start's failure
                 raise
@@ -569,7 +598,10 @@ def _fill(n: int, keep) -> np.ndarray:
 
 
 def _take(state: _State, index: np.ndarray) -> _State:
-    return jax.tree.map(lambda v: v[index], state)
+    """The starts ``index``; a start taken in place of another (a copy) is done."""
+    taken = jax.tree.map(lambda v: v[index], state)
+    copy = jnp.asarray(index != np.arange(index.size))
+    return eqx.tree_at(lambda s: s.done, taken, taken.done | copy)
 
 
 def _raising(step_fn, state: _State, starts: list[int]) -> list[int]:

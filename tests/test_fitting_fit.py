@@ -201,3 +201,44 @@ def test_to_json_marks_a_start_with_non_finite_loss_failed():
         n_steps=0,
     )
     assert [s["status"] for s in result.to_json()["starts"]] == ["failed", "fitted"]
+
+
+def test_guarded_step_fails_unusable_starts_before_searching_for_raising_ones():
+    """A step that raises while start 0 (no finite loss: its simulation fails) or start 1 (its
+    derivative raises) takes part: start 0 is failed by the cheap screen, start 1 by the
+    search; copies standing in for failed starts are done (skipped where starts run in
+    sequence), and the sound starts take their step."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    n = 4
+    state = _fit._State(
+        phi={"a": jnp.arange(n, dtype=float)},
+        opt_state=(),
+        best_phi={"a": jnp.arange(n, dtype=float)},
+        best_loss=jnp.full(n, jnp.inf),
+        stall=jnp.zeros(n, jnp.int32),
+        done=jnp.zeros(n, bool),
+        failed=jnp.zeros(n, bool),
+    )
+    calls = []
+
+    def step_fn(s):
+        active = np.asarray(~s.done)
+        a = np.asarray(s.phi["a"])
+        calls.append(a[active].tolist())
+        if np.any(active & (a < 2)):
+            raise eqx.EquinoxRuntimeError("derivative raised")
+        new = eqx.tree_at(lambda t: t.phi, s, {"a": s.phi["a"] + 10})
+        return new, s.phi["a"]
+
+    def unusable(s):
+        return np.asarray(s.phi["a"] == 0)
+
+    new, loss = _fit._guarded_step(step_fn, state, unusable)
+    assert np.asarray(new.failed).tolist() == [True, True, False, False]
+    assert np.asarray(new.done).tolist() == [True, True, False, False]
+    assert np.asarray(new.phi["a"]).tolist() == [0.0, 1.0, 12.0, 13.0]
+    assert loss.tolist() == [np.inf, np.inf, 2.0, 3.0]
+    # the full step, again without start 0, the bisection of {1, 2, 3}, the step without 0, 1
+    assert calls == [[0, 1, 2, 3], [1, 2, 3], [1], [2, 3], [2, 3]]
