@@ -505,8 +505,7 @@ def fit(
 
     def unusable_starts(state):
         phi = state.phi if opt is None else _from_unbounded(problem.space, state.phi)
-        loss = _losses(problem, phi)
-        return np.asarray(~jnp.isfinite(loss) & ~jnp.isfinite(state.best_loss))
+        return np.asarray(_unusable(_losses(problem, phi), state))
 
     bar = None
     if progress:
