@@ -1,4 +1,8 @@
-from ._base import AbstractSolver as AbstractSolver, CellPath as CellPath
+from ._base import (
+    AbstractSolver as AbstractSolver,
+    CellPath as CellPath,
+    CellProgram as CellProgram,
+)
 from ._cle import CLE as CLE
 from ._hybrid import Hybrid as Hybrid
 from ._lna import LNA as LNA

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
@@ -19,6 +20,19 @@ class CellPath(NamedTuple):
     log_likelihood: Any = None  # (times,): path log-likelihood, SSA(likelihood=True), else None
 
 
+class CellProgram(NamedTuple):
+    """One cell's run cut into pieces, so that `grn._lanes.run_lanes` can start a new cell in a
+    lane whose cell has finished: ``start(key, params, x0, live) -> state`` (``live=False``: an
+    idle lane, already finished), ``advance(params, state) -> state`` (one block of steps),
+    ``running(state) -> bool``, ``finish(state) -> CellPath``. ``solve_cell`` is
+    ``finish(while running: advance(start(...)))``."""
+
+    start: Callable
+    advance: Callable
+    running: Callable
+    finish: Callable
+
+
 class AbstractSolver(eqx.Module):
     """A simulation method for one cell; `grn.simulate` batches, chunks and shards the cells.
 
@@ -32,6 +46,10 @@ class AbstractSolver(eqx.Module):
 
     @abc.abstractmethod
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table): ...
+
+    def program(self, network, ts, schedule_times, schedule_table) -> CellProgram | None:
+        """The solver's `CellProgram`, or None where cells cannot be run in refilled lanes."""
+        return None
 
     def check(self, network) -> None:
         """Raise, in plain Python, if this solver cannot simulate ``network``."""

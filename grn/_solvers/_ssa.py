@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from .._solution import RESULTS
 from . import _xoshiro
-from ._base import AbstractSolver, CellPath
+from ._base import AbstractSolver, CellPath, CellProgram
 from ._events import any_true, select_reaction, weight_sum
 from ._stepping import Stepper
 
@@ -65,64 +65,86 @@ class SSA(AbstractSolver):
         pass  # SSA honours every event exactly
 
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
+        program = self.program(network, ts, schedule_times, schedule_table)
+        state = program.start(key, params, x0, True)
+        state = jax.lax.while_loop(program.running, lambda s: program.advance(params, s), state)
+        return program.finish(state)
+
+    def program(self, network, ts, schedule_times, schedule_table) -> CellProgram:
         dtype = ts.dtype
         nu = jnp.asarray(network.stoichiometry, jnp.int32)
-        core = Stepper(network, ts, params, schedule_times, schedule_table)
         fate = network.growth is not None or network.death is not None
+        stepper = lambda params: Stepper(network, ts, params, schedule_times, schedule_table)  # noqa: E731
 
-        # Each step fires a reaction, crosses a schedule breakpoint or time event, or reaches the
-        # next output time. Steps run in blocks of fixed length (a scan); a step returns the
-        # output row it reached (or an out-of-range row) and the block writes all its rows with
-        # one scatter. Cells wait for the slowest cell once per simulation rather than once per
-        # output interval. See benchmarks/ssa_profile.md for where the time per event goes.
-        def step(s, _):
-            rng, r1 = _xoshiro.next_uniform(s["rng"], dtype)
-            rng, r2 = _xoshiro.next_uniform(rng, dtype)
-            active = core.unfinished(s) & (s["n"] < self.max_events)
-            at = core.begin(s)
-            xf = at.x.astype(dtype)
-            a = network.propensities(xf, at.p, at.u)
-            if a.shape[0] >= BARRIER_MIN:
-                a = jax.lax.optimization_barrier(a)
-            a0 = weight_sum(a)
-            # With the likelihood on, the path is sampled from propensities held constant.
-            a_s = jax.lax.stop_gradient(a) if self.likelihood else a
-            a0_s = weight_sum(a_s) if self.likelihood else a0
-            tau = jnp.where(a0_s > 0, -jnp.log1p(-r1) / a0_s, jnp.inf)
-            reach = core.reach(at, tau)
-            fire = ~reach.restart
-            j = select_reaction(a_s, r2)
-            x_new = jnp.where(fire, at.x + nu[j], at.x)
-            if fate:
-                lw_new = s["lw"] + network.fate_rate(xf, at.p, at.u) * reach.dt
-            x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
-            invalid = ~jnp.isfinite(a0) | any_true(a < 0)
-            code = core.code(s, active, invalid, any_true(x_new < 0), looped, x_new)
-            ok = active & (code == RESULTS.successful)
-            moved, row = core.advance(s, reach, ok, x_new, updates)
-            out = {**s, **moved, "n": s["n"] + (fire & ok), "res": code, "rng": rng}
-            written = {"row": row, "ys": xf}
-            keep = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
-            if fate:
-                out["lw"] = keep(lw_new, s["lw"])
-                written["lws"] = lw_new
+        def start(key, params, x0, live):
+            core = stepper(params)
+            state = core.initial_state(jnp.round(x0).astype(jnp.int32))
+            if not fate:  # log_weight stays 0: filled in from the rows reached, after the loop
+                del state["lw"], state["lws"]
+            state["rng"] = _xoshiro.seed(key)
             if self.likelihood:
-                log_aj = jnp.where(fire, jnp.log(jnp.where(fire, a[j], 1.0)), 0.0)
-                ll_new = s["ll"] + log_aj - a0 * reach.dt
-                out["ll"] = keep(ll_new, s["ll"])
-                written["lls"] = ll_new
-            return out, written
+                state["ll"] = jnp.zeros((), dtype)
+                state["lls"] = jnp.full((ts.shape[0],), jnp.nan, dtype).at[0].set(0.0)
+            return core.stopped(state, live)
 
-        state = core.initial_state(jnp.round(x0).astype(jnp.int32))
-        if not fate:  # log_weight stays 0: filled in from the rows reached, after the loop
-            del state["lw"], state["lws"]
-        state["rng"] = _xoshiro.seed(key)
-        if self.likelihood:
-            state["ll"] = jnp.zeros((), dtype)
-            state["lls"] = jnp.full((ts.shape[0],), jnp.nan, dtype).at[0].set(0.0)
-        state = core.run(state, step, self.block, lambda s: s["n"] < self.max_events)
-        # Rows not reached stay NaN; a cell that stopped early without an error ran out of events.
-        lls = state["lls"] if self.likelihood else None
-        reached = ~jnp.isnan(state["ys"][:, 0])
-        lws = state["lws"] if fate else jnp.where(reached, 0.0, jnp.nan).astype(dtype)
-        return CellPath(state["ys"], lws, state["n"], core.result(state), log_likelihood=lls)
+        def running(s):
+            return Stepper.unfinished_in(s, ts.shape[0]) & (s["n"] < self.max_events)
+
+        def advance(params, state):
+            core = stepper(params)
+
+            # Each step fires a reaction, crosses a schedule breakpoint or time event, or reaches
+            # the next output time. Steps run in blocks of fixed length (a scan); a step returns
+            # the output row it reached (or an out-of-range row) and the block writes all its
+            # rows with one scatter. See benchmarks/ssa_profile.md for where the time per event
+            # goes.
+            def step(s, _):
+                rng, r1 = _xoshiro.next_uniform(s["rng"], dtype)
+                rng, r2 = _xoshiro.next_uniform(rng, dtype)
+                active = core.unfinished(s) & (s["n"] < self.max_events)
+                at = core.begin(s)
+                xf = at.x.astype(dtype)
+                a = network.propensities(xf, at.p, at.u)
+                if a.shape[0] >= BARRIER_MIN:
+                    a = jax.lax.optimization_barrier(a)
+                a0 = weight_sum(a)
+                # With the likelihood on, the path is sampled from propensities held constant.
+                a_s = jax.lax.stop_gradient(a) if self.likelihood else a
+                a0_s = weight_sum(a_s) if self.likelihood else a0
+                tau = jnp.where(a0_s > 0, -jnp.log1p(-r1) / a0_s, jnp.inf)
+                reach = core.reach(at, tau)
+                fire = ~reach.restart
+                j = select_reaction(a_s, r2)
+                x_new = jnp.where(fire, at.x + nu[j], at.x)
+                if fate:
+                    lw_new = s["lw"] + network.fate_rate(xf, at.p, at.u) * reach.dt
+                x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
+                invalid = ~jnp.isfinite(a0) | any_true(a < 0)
+                code = core.code(s, active, invalid, any_true(x_new < 0), looped, x_new)
+                ok = active & (code == RESULTS.successful)
+                moved, row = core.advance(s, reach, ok, x_new, updates)
+                out = {**s, **moved, "n": s["n"] + (fire & ok), "res": code, "rng": rng}
+                written = {"row": row, "ys": xf}
+                keep = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+                if fate:
+                    out["lw"] = keep(lw_new, s["lw"])
+                    written["lws"] = lw_new
+                if self.likelihood:
+                    log_aj = jnp.where(fire, jnp.log(jnp.where(fire, a[j], 1.0)), 0.0)
+                    ll_new = s["ll"] + log_aj - a0 * reach.dt
+                    out["ll"] = keep(ll_new, s["ll"])
+                    written["lls"] = ll_new
+                return out, written
+
+            return core.block(state, step, self.block)
+
+        def finish(state):
+            # Rows not reached stay NaN; a cell that stopped early without an error ran out of
+            # events.
+            lls = state["lls"] if self.likelihood else None
+            reached = ~jnp.isnan(state["ys"][:, 0])
+            lws = state["lws"] if fate else jnp.where(reached, 0.0, jnp.nan).astype(dtype)
+            code = Stepper.result_in(state, ts.shape[0])
+            return CellPath(state["ys"], lws, state["n"], code, log_likelihood=lls)
+
+        return CellProgram(start, advance, running, finish)

@@ -102,7 +102,17 @@ class Stepper:
 
     def unfinished(self, s):
         """The cell has output times left and no error."""
-        return (s["k"] < self.n_times - 1) & (s["res"] == RESULTS.successful)
+        return self.unfinished_in(s, self.n_times)
+
+    @staticmethod
+    def unfinished_in(s, n_times):
+        """`unfinished` for a state on a grid of ``n_times`` output times."""
+        return (s["k"] < n_times - 1) & (s["res"] == RESULTS.successful)
+
+    def stopped(self, s, live):
+        """The state, or where not ``live`` the same state marked finished (an idle lane of
+        `grn._lanes.run_lanes`, which then costs no steps' work but the masked ones)."""
+        return {**s, "k": jnp.where(live, s["k"], self.n_times - 1)}
 
     def begin(self, s) -> Point:
         """The current time, state, parameters, inputs and the restart points ahead."""
@@ -189,24 +199,29 @@ class Stepper:
         ``lls``), the values to record there; each block writes its rows with one scatter.
         ``inputs(s) -> (s, xs)`` makes the block's scanned inputs (None: none).
         """
-        outputs = [name for name in ("ys", "lws", "lls") if name in state]
 
         def running(s):
             return self.unfinished(s) & budget(s)
 
-        def block(s):
-            carry = {name: v for name, v in s.items() if name not in outputs}
-            carry, xs = (carry, None) if inputs is None else inputs(carry)
-            carry, written = jax.lax.scan(step, carry, xs, length=length)
-            rows = written["row"].reshape(-1)
-            for name in outputs:  # rows out of range (no output time reached) are dropped
-                values = written[name].reshape(rows.shape[0], *s[name].shape[1:])
-                carry[name] = s[name].at[rows].set(values, mode="drop")
-            return carry
+        return jax.lax.while_loop(running, lambda s: self.block(s, step, length, inputs), state)
 
-        return jax.lax.while_loop(running, block, state)
+    def block(self, s, step, length, inputs=None):
+        """One block of `run`: ``length`` steps (a scan), then the rows they reached written."""
+        outputs = [name for name in ("ys", "lws", "lls") if name in s]
+        carry = {name: v for name, v in s.items() if name not in outputs}
+        carry, xs = (carry, None) if inputs is None else inputs(carry)
+        carry, written = jax.lax.scan(step, carry, xs, length=length)
+        rows = written["row"].reshape(-1)
+        for name in outputs:  # rows out of range (no output time reached) are dropped
+            values = written[name].reshape(rows.shape[0], *s[name].shape[1:])
+            carry[name] = s[name].at[rows].set(values, mode="drop")
+        return carry
 
     def result(self, s):
         """The final code: a cell that stopped early without an error ran out of its budget."""
-        unfinished = self.unfinished(s)
-        return jnp.where(unfinished, RESULTS.max_events_reached, s["res"])
+        return self.result_in(s, self.n_times)
+
+    @staticmethod
+    def result_in(s, n_times):
+        """`result` for a state on a grid of ``n_times`` output times."""
+        return jnp.where(Stepper.unfinished_in(s, n_times), RESULTS.max_events_reached, s["res"])
