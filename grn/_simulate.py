@@ -110,8 +110,9 @@ def simulate(
       pre-run; a failure there is the cell's result code.
     - ``schedule``: a `grn.Schedule` of the network's inputs (unscheduled inputs are 0).
     - ``batch_size``: cells simulated at once (bounds memory); ``progress`` shows a bar over
-      batches. Solvers that can (`grn.SSA`) keep ``batch_size`` cells in flight and start the
-      next cell in a lane whose cell has finished (`grn._lanes`; the same paths, bit for bit);
+      batches. Solvers that step each cell until it is done (`grn.SSA`, `grn.TauLeap`,
+      `grn.Hybrid`) keep ``batch_size`` cells in flight and start the next cell in a lane whose
+      cell has finished (`grn._lanes`; the same paths, bit for bit);
       on CPU devices they do so with `CPU_LANES` cells per device by default. With several
       devices the cells are sharded across them, also across processes (hosts) joined by
       `jax.distributed.initialize`, each of which gets the whole result.

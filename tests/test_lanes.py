@@ -40,6 +40,11 @@ CASES = {
         dict(n_cells=37, solver=grn.SSA(max_events=275), throw=False),
     ),
     "equilibration pre-run": (_immigration_death(), dict(n_cells=37, equilibrate=5.0)),
+    "tau-leaping": (_immigration_death(), dict(n_cells=37, solver=grn.TauLeap(epsilon=0.1))),
+    "hybrid, automatic partition": (
+        _immigration_death(),
+        dict(n_cells=37, solver=grn.Hybrid(dt=0.05, min_count=20, min_firings=0.5)),
+    ),
 }
 
 

@@ -10,9 +10,9 @@ import numpy as np
 
 from .._solution import RESULTS
 from . import _xoshiro
-from ._base import AbstractSolver, CellPath
+from ._base import AbstractSolver, CellPath, CellProgram
 from ._events import any_true, select_reaction, weight_sum
-from ._stepping import Stepper
+from ._stepping import block_program, run_program
 
 
 class Hybrid(AbstractSolver):
@@ -109,13 +109,16 @@ class Hybrid(AbstractSolver):
         return np.array([r.name in self.fast or r.equation in self.fast for r in network.reactions])
 
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
+        program = self.program(network, ts, schedule_times, schedule_table)
+        return run_program(program, key, params, x0)
+
+    def program(self, network, ts, schedule_times, schedule_table) -> CellProgram:
         dtype = ts.dtype
         nu = jnp.asarray(network.stoichiometry, dtype)
         # Species each reaction consumes or changes: the counts the partition rule checks.
         touched = (network.reactant_matrix > 0) | (network.stoichiometry != 0)
         fixed = self._fixed(network)
         dt = jnp.asarray(self.dt, dtype)
-        core = Stepper(network, ts, params, schedule_times, schedule_table)
         fate = network.growth is not None or network.death is not None
 
         def split(a, xp):
@@ -128,58 +131,71 @@ class Hybrid(AbstractSolver):
             fast = (a * dt >= self.min_firings) & (fewest >= self.min_count)
             return jnp.where(fast, a, 0.0), nu, jnp.where(fast, 0.0, a), nu
 
-        def step(s, _):
-            active = core.unfinished(s) & (s["n"] < self.max_steps)
-            at = core.begin(s)
-            xp = jnp.maximum(at.x, 0.0)
-            a = network.propensities(xp, at.p, at.u)
-            invalid = ~jnp.isfinite(jnp.sum(a)) | any_true(a < 0)
-            a = jnp.where(invalid, 0.0, a)  # the cell stops; keeps the step's arithmetic finite
-            a_fast, nu_fast, a_slow, nu_slow = split(a, xp)
-            a0s = weight_sum(a_slow) if a_slow.shape[0] else jnp.zeros((), dtype)
-            # The slow clock reaches its threshold after (T - I) / a0s.
-            to_jump = jnp.where(
-                a0s > 0, jnp.maximum(s["T"] - s["I"], 0.0) / jnp.where(a0s > 0, a0s, 1.0), jnp.inf
-            )
-            reach = core.reach(at, jnp.minimum(dt, to_jump))
-            h = jnp.where(active, reach.dt, 0.0)
-            jump = ~reach.restart & (to_jump <= dt)
-            x_new, rng = at.x, s["rng"]
-            if a_fast.shape[0]:  # fast part: one Euler-Maruyama step of the CLE over h
-                positive = a_fast > 0
-                root = jnp.where(positive, jnp.sqrt(jnp.where(positive, a_fast, 1.0)), 0.0)
-                rng, z = _xoshiro.next_normal(rng, dtype)
-                x_new = x_new + (a_fast * h + root * z * jnp.sqrt(h)) @ nu_fast
-            # Slow part: the jump that ends the step, and a new threshold.
-            urng, r1 = _xoshiro.next_uniform(s["urng"], dtype)
-            urng, r2 = _xoshiro.next_uniform(urng, dtype)
-            if a_slow.shape[0]:
-                x_new = jnp.where(jump, x_new + nu_slow[select_reaction(a_slow, r2)], x_new)
-            lw_new = s["lw"] + network.fate_rate(xp, at.p, at.u) * h if fate else s["lw"]
-            x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
-            code = core.code(s, active, invalid, False, looped, x_new)
-            ok = active & (code == RESULTS.successful)
-            moved, row = core.advance(s, reach, ok, x_new, updates)
-            keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
-            out = {
-                **s,
-                **moved,
-                "n": s["n"] + ok,
-                "jumps": s["jumps"] + (ok & jump),
-                "res": code,
-                "rng": jnp.where(ok & (h > 0), rng, s["rng"]),  # zero-length steps draw nothing
-                "urng": jnp.where(ok & jump, urng, s["urng"]),
-                "T": keep(jnp.where(jump, -jnp.log1p(-r1), s["T"]), s["T"]),
-                "I": keep(jnp.where(jump, 0.0, s["I"] + a0s * h), s["I"]),
-                "lw": keep(lw_new, s["lw"]),
-            }
-            return out, {"row": row, "ys": x_new, "lws": lw_new}
+        def cell(core):
+            def step(s, _):
+                active = core.unfinished(s) & (s["n"] < self.max_steps)
+                at = core.begin(s)
+                xp = jnp.maximum(at.x, 0.0)
+                a = network.propensities(xp, at.p, at.u)
+                invalid = ~jnp.isfinite(jnp.sum(a)) | any_true(a < 0)
+                a = jnp.where(invalid, 0.0, a)  # the cell stops; keeps the step's arithmetic finite
+                a_fast, nu_fast, a_slow, nu_slow = split(a, xp)
+                a0s = weight_sum(a_slow) if a_slow.shape[0] else jnp.zeros((), dtype)
+                # The slow clock reaches its threshold after (T - I) / a0s.
+                to_jump = jnp.where(
+                    a0s > 0,
+                    jnp.maximum(s["T"] - s["I"], 0.0) / jnp.where(a0s > 0, a0s, 1.0),
+                    jnp.inf,
+                )
+                reach = core.reach(at, jnp.minimum(dt, to_jump))
+                h = jnp.where(active, reach.dt, 0.0)
+                jump = ~reach.restart & (to_jump <= dt)
+                x_new, rng = at.x, s["rng"]
+                if a_fast.shape[0]:  # fast part: one Euler-Maruyama step of the CLE over h
+                    positive = a_fast > 0
+                    root = jnp.where(positive, jnp.sqrt(jnp.where(positive, a_fast, 1.0)), 0.0)
+                    rng, z = _xoshiro.next_normal(rng, dtype)
+                    x_new = x_new + (a_fast * h + root * z * jnp.sqrt(h)) @ nu_fast
+                # Slow part: the jump that ends the step, and a new threshold.
+                urng, r1 = _xoshiro.next_uniform(s["urng"], dtype)
+                urng, r2 = _xoshiro.next_uniform(urng, dtype)
+                if a_slow.shape[0]:
+                    x_new = jnp.where(jump, x_new + nu_slow[select_reaction(a_slow, r2)], x_new)
+                lw_new = s["lw"] + network.fate_rate(xp, at.p, at.u) * h if fate else s["lw"]
+                x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
+                code = core.code(s, active, invalid, False, looped, x_new)
+                ok = active & (code == RESULTS.successful)
+                moved, row = core.advance(s, reach, ok, x_new, updates)
+                keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
+                out = {
+                    **s,
+                    **moved,
+                    "n": s["n"] + ok,
+                    "jumps": s["jumps"] + (ok & jump),
+                    "res": code,
+                    "rng": jnp.where(ok & (h > 0), rng, s["rng"]),  # zero-length steps draw nothing
+                    "urng": jnp.where(ok & jump, urng, s["urng"]),
+                    "T": keep(jnp.where(jump, -jnp.log1p(-r1), s["T"]), s["T"]),
+                    "I": keep(jnp.where(jump, 0.0, s["I"] + a0s * h), s["I"]),
+                    "lw": keep(lw_new, s["lw"]),
+                }
+                return out, {"row": row, "ys": x_new, "lws": lw_new}
 
-        state = core.initial_state(x0.astype(dtype))
-        n_fast = nu.shape[0] if fixed is None else int(fixed.sum())
-        state["rng"] = _xoshiro.seed(jax.random.fold_in(key, 0), (n_fast,))
-        urng, r1 = _xoshiro.next_uniform(_xoshiro.seed(jax.random.fold_in(key, 1)), dtype)
-        state.update(urng=urng, T=-jnp.log1p(-r1), I=jnp.zeros((), dtype))
-        state["jumps"] = jnp.zeros((), jnp.int32)
-        state = core.run(state, step, self.block, lambda s: s["n"] < self.max_steps)
-        return CellPath(state["ys"], state["lws"], state["jumps"], core.result(state))
+            def start(key, x0):
+                state = core.initial_state(x0.astype(dtype))
+                n_fast = nu.shape[0] if fixed is None else int(fixed.sum())
+                state["rng"] = _xoshiro.seed(jax.random.fold_in(key, 0), (n_fast,))
+                uniforms = _xoshiro.seed(jax.random.fold_in(key, 1))
+                urng, r1 = _xoshiro.next_uniform(uniforms, dtype)
+                state.update(urng=urng, T=-jnp.log1p(-r1), I=jnp.zeros((), dtype))
+                state["jumps"] = jnp.zeros((), jnp.int32)
+                return state
+
+            return start, step, None
+
+        def finish(state, result):
+            return CellPath(state["ys"], state["lws"], state["jumps"], result)
+
+        budget = lambda s: s["n"] < self.max_steps  # noqa: E731
+        args = (network, ts, schedule_times, schedule_table, self.block, budget, finish, cell)
+        return block_program(*args)

@@ -9,7 +9,7 @@ from .._solution import RESULTS
 from . import _xoshiro
 from ._base import AbstractSolver, CellPath, CellProgram
 from ._events import any_true, select_reaction, weight_sum
-from ._stepping import Stepper
+from ._stepping import block_program, run_program
 
 BARRIER_MIN = 33
 """From this many reactions the propensity array is computed once per step behind an
@@ -66,32 +66,23 @@ class SSA(AbstractSolver):
 
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
         program = self.program(network, ts, schedule_times, schedule_table)
-        state = program.start(key, params, x0, True)
-        state = jax.lax.while_loop(program.running, lambda s: program.advance(params, s), state)
-        return program.finish(state)
+        return run_program(program, key, params, x0)
 
     def program(self, network, ts, schedule_times, schedule_table) -> CellProgram:
         dtype = ts.dtype
         nu = jnp.asarray(network.stoichiometry, jnp.int32)
         fate = network.growth is not None or network.death is not None
-        stepper = lambda params: Stepper(network, ts, params, schedule_times, schedule_table)  # noqa: E731
 
-        def start(key, params, x0, live):
-            core = stepper(params)
-            state = core.initial_state(jnp.round(x0).astype(jnp.int32))
-            if not fate:  # log_weight stays 0: filled in from the rows reached, after the loop
-                del state["lw"], state["lws"]
-            state["rng"] = _xoshiro.seed(key)
-            if self.likelihood:
-                state["ll"] = jnp.zeros((), dtype)
-                state["lls"] = jnp.full((ts.shape[0],), jnp.nan, dtype).at[0].set(0.0)
-            return core.stopped(state, live)
-
-        def running(s):
-            return Stepper.unfinished_in(s, ts.shape[0]) & (s["n"] < self.max_events)
-
-        def advance(params, state):
-            core = stepper(params)
+        def cell(core):
+            def start(key, x0):
+                state = core.initial_state(jnp.round(x0).astype(jnp.int32))
+                if not fate:  # log_weight stays 0: filled in from the rows reached, at the end
+                    del state["lw"], state["lws"]
+                state["rng"] = _xoshiro.seed(key)
+                if self.likelihood:
+                    state["ll"] = jnp.zeros((), dtype)
+                    state["lls"] = jnp.full((ts.shape[0],), jnp.nan, dtype).at[0].set(0.0)
+                return state
 
             # Each step fires a reaction, crosses a schedule breakpoint or time event, or reaches
             # the next output time. Steps run in blocks of fixed length (a scan); a step returns
@@ -136,15 +127,16 @@ class SSA(AbstractSolver):
                     written["lls"] = ll_new
                 return out, written
 
-            return core.block(state, step, self.block)
+            return start, step, None
 
-        def finish(state):
+        def finish(state, result):
             # Rows not reached stay NaN; a cell that stopped early without an error ran out of
             # events.
             lls = state["lls"] if self.likelihood else None
             reached = ~jnp.isnan(state["ys"][:, 0])
             lws = state["lws"] if fate else jnp.where(reached, 0.0, jnp.nan).astype(dtype)
-            code = Stepper.result_in(state, ts.shape[0])
-            return CellPath(state["ys"], lws, state["n"], code, log_likelihood=lls)
+            return CellPath(state["ys"], lws, state["n"], result, log_likelihood=lls)
 
-        return CellProgram(start, advance, running, finish)
+        budget = lambda s: s["n"] < self.max_events  # noqa: E731
+        args = (network, ts, schedule_times, schedule_table, self.block, budget, finish, cell)
+        return block_program(*args)

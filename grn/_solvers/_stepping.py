@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from .._solution import RESULTS
+from ._base import CellProgram
 from ._events import EventPlan, any_true
 
 
@@ -225,3 +226,46 @@ class Stepper:
     def result_in(s, n_times):
         """`result` for a state on a grid of ``n_times`` output times."""
         return jnp.where(Stepper.unfinished_in(s, n_times), RESULTS.max_events_reached, s["res"])
+
+
+def block_program(network, ts, schedule_times, schedule_table, length, budget, finish, cell):
+    """The `CellProgram` of a solver that steps each cell in blocks of ``length`` steps.
+
+    ``cell(core)`` gives the solver's pieces for one cell's `Stepper` ``core`` (which holds the
+    cell's parameters): ``(start, step, inputs)`` with ``start(key, x0) -> state``, ``step(s, x)
+    -> (s, written)`` and ``inputs(s) -> (s, xs)`` or None (`Stepper.run`). ``budget(s) -> bool``
+    is the solver's own limit besides the output times; ``finish(s, result) -> CellPath``, where
+    ``result`` is the final code (`Stepper.result`).
+    """
+    n_times = ts.shape[0]
+
+    def core_for(params):
+        return Stepper(network, ts, params, schedule_times, schedule_table)
+
+    def start(key, params, x0, live):
+        core = core_for(params)
+        return core.stopped(cell(core)[0](key, x0), live)
+
+    def advance(params, s):
+        core = core_for(params)
+        _, step, inputs = cell(core)
+        return core.block(s, step, length, inputs)
+
+    def running(s):
+        return Stepper.unfinished_in(s, n_times) & budget(s)
+
+    def finished(s):
+        return finish(s, Stepper.result_in(s, n_times))
+
+    return CellProgram(start, advance, running, finished)
+
+
+def run_to_end(program: CellProgram, key, params, x0):
+    """One cell's final state: ``start``, then ``advance`` while ``running``."""
+    state = program.start(key, params, x0, True)
+    return jax.lax.while_loop(program.running, lambda s: program.advance(params, s), state)
+
+
+def run_program(program: CellProgram, key, params, x0):
+    """One cell's whole run: `run_to_end`, then ``finish``."""
+    return program.finish(run_to_end(program, key, params, x0))

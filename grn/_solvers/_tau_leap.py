@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._solution import RESULTS
-from ._base import AbstractSolver, CellPath
+from ._base import AbstractSolver, CellPath, CellProgram
 from ._events import select_reaction
-from ._stepping import Stepper
+from ._stepping import block_program, run_program, run_to_end
 
 _MAX_REJECTIONS = 16  # consecutive rejected leaps before an exact step is forced
 _INVERSION_BELOW = 10.0  # Poisson means below this are sampled by inversion
@@ -185,14 +185,19 @@ class TauLeap(AbstractSolver):
         pass  # time events are restart points; state events are checked after every step
 
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table):
-        path, _ = self.solve_cell_with_stats(
-            network, ts, key, params, x0, schedule_times, schedule_table
-        )
-        return path
+        program = self.program(network, ts, schedule_times, schedule_table)
+        return run_program(program, key, params, x0)
 
     def solve_cell_with_stats(self, network, ts, key, params, x0, schedule_times, schedule_table):
         """`solve_cell`, and a dict of step counts: ``leaps`` (accepted leaps), ``exact`` (exact
         steps, including those that only reach a restart point) and ``rejected`` leaps."""
+        program = self.program(network, ts, schedule_times, schedule_table)
+        state = run_to_end(program, key, params, x0)
+        steps = state["steps"]
+        stats = {"leaps": steps[0], "exact": steps[1], "rejected": steps[2]}
+        return program.finish(state), stats
+
+    def program(self, network, ts, schedule_times, schedule_table) -> CellProgram:
         dtype = ts.dtype
         nu_np = np.asarray(network.stoichiometry, np.int32)
         nu = jnp.asarray(nu_np)
@@ -203,7 +208,6 @@ class TauLeap(AbstractSolver):
         is_reactant = jnp.asarray([bool(pairs) for pairs in terms])
         n_reactions = nu_np.shape[0]
         eps = self.epsilon
-        core = Stepper(network, ts, params, schedule_times, schedule_table)
         fate = network.growth is not None or network.death is not None
 
         def leap_size(xf, a, rej):
@@ -219,100 +223,106 @@ class TauLeap(AbstractSolver):
             tau_p = jnp.min(jnp.where(is_reactant, jnp.minimum(tau_mu, tau_sigma), jnp.inf))
             return tau_p * jnp.asarray(0.5, dtype) ** rej, critical
 
-        def step(s, r, full):
-            # A full step leaps, or takes an exact step where tau' is too short; a burst step
-            # (full=False, static) is an exact step, taken only by cells whose last full step was
-            # exact, which skips the cost of step selection and Poisson sampling.
-            active = core.unfinished(s) & (s["steps"].sum() < self.max_steps)
-            active = active & (full | s["was_exact"])
-            at = core.begin(s)
-            x = at.x
-            xf = x.astype(dtype)
-            a = network.propensities(xf, at.p, at.u)
-            a0 = jnp.sum(a)
-            e = -jnp.log1p(-r[0])  # one exponential times the exact or the critical event
-            tau_exact = jnp.where(a0 > 0, e / a0, jnp.inf)
-            if full:
-                tau_p, critical = leap_size(xf, a, s["rej"])
-                exact = (tau_p * a0 < self.ssa_threshold) | (s["rej"] >= _MAX_REJECTIONS)
-                a_c = jnp.where(critical, a, 0.0)
-                a0_c = jnp.sum(a_c)
-                tau_c = jnp.where(a0_c > 0, e / a0_c, jnp.inf)
-                tau = jnp.where(exact, tau_exact, jnp.minimum(tau_p, tau_c))
-                single = exact | (tau_c <= tau_p)  # one reaction fires besides any leap
-                weights = jnp.where(exact, a, a_c)
-            else:
-                exact, tau, single, weights = jnp.asarray(True), tau_exact, True, a
+        def cell(core):
+            def step(s, r, full):
+                # A full step leaps, or takes an exact step where tau' is too short; a burst
+                # step (full=False, static) is an exact step, taken only by cells whose last full
+                # step was exact, which skips the cost of step selection and Poisson sampling.
+                active = core.unfinished(s) & (s["steps"].sum() < self.max_steps)
+                active = active & (full | s["was_exact"])
+                at = core.begin(s)
+                x = at.x
+                xf = x.astype(dtype)
+                a = network.propensities(xf, at.p, at.u)
+                a0 = jnp.sum(a)
+                e = -jnp.log1p(-r[0])  # one exponential times the exact or the critical event
+                tau_exact = jnp.where(a0 > 0, e / a0, jnp.inf)
+                if full:
+                    tau_p, critical = leap_size(xf, a, s["rej"])
+                    exact = (tau_p * a0 < self.ssa_threshold) | (s["rej"] >= _MAX_REJECTIONS)
+                    a_c = jnp.where(critical, a, 0.0)
+                    a0_c = jnp.sum(a_c)
+                    tau_c = jnp.where(a0_c > 0, e / a0_c, jnp.inf)
+                    tau = jnp.where(exact, tau_exact, jnp.minimum(tau_p, tau_c))
+                    single = exact | (tau_c <= tau_p)  # one reaction fires besides any leap
+                    weights = jnp.where(exact, a, a_c)
+                else:
+                    exact, tau, single, weights = jnp.asarray(True), tau_exact, True, a
 
-            reach = core.reach(at, tau)
+                reach = core.reach(at, tau)
 
-            # The single event (any reaction, or a critical one in a leap), discarded beyond a
-            # restart point.
-            j = select_reaction(weights, r[1])
-            fire = single & ~reach.restart
-            x_new = x + fire * nu[j]
-            fired = fire.astype(jnp.int32)
-            if full:
-                lam = jnp.where(exact | critical, 0.0, a * reach.dt)
-                leapt = _poisson(r[2:], lam)
-                x_new = x_new + leapt @ nu
-                fired = fired + leapt.sum(dtype=jnp.int32)
+                # The single event (any reaction, or a critical one in a leap), discarded beyond a
+                # restart point.
+                j = select_reaction(weights, r[1])
+                fire = single & ~reach.restart
+                x_new = x + fire * nu[j]
+                fired = fire.astype(jnp.int32)
+                if full:
+                    lam = jnp.where(exact | critical, 0.0, a * reach.dt)
+                    leapt = _poisson(r[2:], lam)
+                    x_new = x_new + leapt @ nu
+                    fired = fired + leapt.sum(dtype=jnp.int32)
 
-            negative = jnp.any(x_new < 0)
-            reject = ~exact & negative  # a leap overshot: retry with tau' halved
-            x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
-            invalid = ~jnp.isfinite(a0) | jnp.any(a < 0)
-            code = core.code(s, active, invalid, exact & negative, looped, x_new)
-            ok = active & (code == RESULTS.successful)
-            accept = ok & ~reject
-            moved, row = core.advance(s, reach, accept, x_new, updates)
-            kind = jnp.stack([accept & ~exact, accept & exact, ok & reject])
-            out = {
-                **s,
-                **moved,
-                "n": s["n"] + accept * fired,
-                "res": code,
-                "rej": jnp.where(ok & reject, s["rej"] + 1, jnp.where(accept, 0, s["rej"])),
-                "was_exact": jnp.where(active & full, exact, s["was_exact"]),
-                "steps": s["steps"] + kind.astype(jnp.int32),
-            }
-            written = {"row": row, "ys": x_new.astype(dtype)}
-            if fate:
-                lw_new = s["lw"] + network.fate_rate(xf, at.p, at.u) * reach.dt
-                out["lw"] = jnp.where(accept, lw_new, s["lw"])
-                written["lws"] = lw_new
-            return out, written
+                negative = jnp.any(x_new < 0)
+                reject = ~exact & negative  # a leap overshot: retry with tau' halved
+                x_new, _, updates, looped = core.fire_events(s, at, reach, x_new)
+                invalid = ~jnp.isfinite(a0) | jnp.any(a < 0)
+                code = core.code(s, active, invalid, exact & negative, looped, x_new)
+                ok = active & (code == RESULTS.successful)
+                accept = ok & ~reject
+                moved, row = core.advance(s, reach, accept, x_new, updates)
+                kind = jnp.stack([accept & ~exact, accept & exact, ok & reject])
+                out = {
+                    **s,
+                    **moved,
+                    "n": s["n"] + accept * fired,
+                    "res": code,
+                    "rej": jnp.where(ok & reject, s["rej"] + 1, jnp.where(accept, 0, s["rej"])),
+                    "was_exact": jnp.where(active & full, exact, s["was_exact"]),
+                    "steps": s["steps"] + kind.astype(jnp.int32),
+                }
+                written = {"row": row, "ys": x_new.astype(dtype)}
+                if fate:
+                    lw_new = s["lw"] + network.fate_rate(xf, at.p, at.u) * reach.dt
+                    out["lw"] = jnp.where(accept, lw_new, s["lw"])
+                    written["lws"] = lw_new
+                return out, written
 
-        def full_then_burst(s, r):
-            r_full, r_burst = r
-            s, written = step(s, r_full, True)
-            if self.exact_burst:
-                burst = lambda s, r: step(s, r, False)  # noqa: E731
-                s, more = jax.lax.scan(burst, s, r_burst)
-                written = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), written, more)
-            return s, written
+            def full_then_burst(s, r):
+                r_full, r_burst = r
+                s, written = step(s, r_full, True)
+                if self.exact_burst:
+                    burst = lambda s, r: step(s, r, False)  # noqa: E731
+                    s, more = jax.lax.scan(burst, s, r_burst)
+                    written = jax.tree.map(
+                        lambda a, b: jnp.concatenate([a[None], b]), written, more
+                    )
+                return s, written
 
-        def draws(s):
-            key, k_full, k_burst = jax.random.split(s["key"], 3)
-            r_full = jax.random.uniform(k_full, (self.block, 2 + n_reactions), dtype)
-            r_burst = jax.random.uniform(k_burst, (self.block, self.exact_burst, 2), dtype)
-            return {**s, "key": key}, (r_full, r_burst)
+            def draws(s):
+                key, k_full, k_burst = jax.random.split(s["key"], 3)
+                r_full = jax.random.uniform(k_full, (self.block, 2 + n_reactions), dtype)
+                r_burst = jax.random.uniform(k_burst, (self.block, self.exact_burst, 2), dtype)
+                return {**s, "key": key}, (r_full, r_burst)
 
-        zero = jnp.zeros((), jnp.int32)
-        state = core.initial_state(jnp.round(x0).astype(jnp.int32))
-        if not fate:  # log_weight stays 0: filled in from the rows reached, after the loop
-            del state["lw"], state["lws"]
-        state.update(
-            key=key,
-            rej=zero,
-            was_exact=jnp.asarray(False),
-            steps=jnp.zeros((3,), jnp.int32),
-        )
+            def start(key, x0):
+                state = core.initial_state(jnp.round(x0).astype(jnp.int32))
+                if not fate:  # log_weight stays 0: filled in from the rows reached, at the end
+                    del state["lw"], state["lws"]
+                zero = jnp.zeros((), jnp.int32)
+                steps = jnp.zeros((3,), jnp.int32)
+                state.update(key=key, rej=zero, was_exact=jnp.asarray(False), steps=steps)
+                return state
+
+            return start, full_then_burst, draws
+
+        def finish(state, result):
+            # Rows not reached stay NaN; a cell that stopped early without an error ran out of
+            # steps.
+            reached = ~jnp.isnan(state["ys"][:, 0])
+            lws = state["lws"] if fate else jnp.where(reached, 0.0, jnp.nan).astype(dtype)
+            return CellPath(state["ys"], lws, state["n"], result)
+
         budget = lambda s: s["steps"].sum() < self.max_steps  # noqa: E731
-        state = core.run(state, full_then_burst, self.block, budget, draws)
-        # Rows not reached stay NaN; a cell that stopped early without an error ran out of steps.
-        reached = ~jnp.isnan(state["ys"][:, 0])
-        lws = state["lws"] if fate else jnp.where(reached, 0.0, jnp.nan).astype(dtype)
-        steps = state["steps"]
-        stats = {"leaps": steps[0], "exact": steps[1], "rejected": steps[2]}
-        return CellPath(state["ys"], lws, state["n"], core.result(state)), stats
+        args = (network, ts, schedule_times, schedule_table, self.block, budget, finish, cell)
+        return block_program(*args)
