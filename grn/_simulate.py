@@ -30,14 +30,6 @@ STREAM_BATCH = 16_384
 73 output times and 13 species, and enough cells per step to fill a GPU."""
 
 
-CPU_LANES = 1024
-"""Default cells in flight per CPU device for solvers that refill finished lanes
-(`grn._lanes.run_lanes`): enough to fill the SIMD loops, few enough that a step's arrays stay
-in cache (exact SSA, repressilator with reporters, 10^4 cells: -31 % wall time per event
-against all cells at once; benchmarks/ssa_profile.md). Other backends run all cells at once
-unless ``batch_size`` says otherwise."""
-
-
 @overload
 def simulate(
     network: Network,
@@ -112,8 +104,8 @@ def simulate(
     - ``batch_size``: cells simulated at once (bounds memory); ``progress`` shows a bar over
       batches. Solvers that step each cell until it is done (`grn.SSA`, `grn.TauLeap`,
       `grn.Hybrid`) keep ``batch_size`` cells in flight and start the next cell in a lane whose
-      cell has finished (`grn._lanes`; the same paths, bit for bit);
-      on CPU devices they do so with `CPU_LANES` cells per device by default. With several
+      cell has finished (`grn._lanes`; the same paths, bit for bit); on CPU devices the SSA
+      does so with `grn.SSA.cpu_lanes` cells per device by default. With several
       devices the cells are sharded across them, also across processes (hosts) joined by
       `jax.distributed.initialize`, each of which gets the whole result.
     - ``throw``: raise if any cell did not succeed (see `grn.RESULTS`); with ``throw=False`` the
@@ -293,7 +285,7 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
         program = solver.program(network, common["ts"], *common["schedule"])
         lanes = batch_size
         if lanes is None and program is not None and jax.default_backend() == "cpu":
-            lanes = CPU_LANES
+            lanes = solver.cpu_lanes
         if lanes is None or lanes >= n_local:
             return jax.vmap(one)(local_cells)
         out = None if program is None else in_lanes(local_cells, program, lanes)

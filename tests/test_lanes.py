@@ -52,7 +52,7 @@ CASES = {
 def test_lanes_give_the_paths_of_all_cells_at_once(case):
     net, options = CASES[case]
     run = dict(ts=TS, key=jax.random.key(4), **options)
-    whole = grn.simulate(net, **run)  # 37 cells: fewer than CPU_LANES, all at once
+    whole = grn.simulate(net, **run)  # 37 cells: fewer than SSA.cpu_lanes, all at once
     for lanes in (5, 16):  # 37 cells through 5 lanes: several refills per block and round
         refilled = grn.simulate(net, batch_size=lanes, **run)
         for name in ("ys", "log_weight", "n_events", "result", "log_likelihood"):

@@ -43,6 +43,9 @@ class AbstractSolver(eqx.Module):
     """
 
     stochastic: ClassVar[bool]
+    cpu_lanes: ClassVar[int | None] = None
+    """Cells in flight per CPU device when ``batch_size`` is not given, for a solver with a
+    `program` (`grn._lanes.run_lanes`); None: all cells at once."""
 
     @abc.abstractmethod
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table): ...
