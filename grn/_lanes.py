@@ -1,14 +1,13 @@
 """Refilled lanes: run many cells on fewer SIMD lanes, starting a new cell where one finished.
 
 A vmapped stepping loop runs until its slowest cell is done; every lane whose cell finished
-earlier idles meanwhile (the exact SSA's repressilator: ~17 % of the lane-steps at 10^3 cells,
-benchmarks/ssa_profile.md). `run_lanes` keeps ``lanes`` cells in flight instead: after each
-block of steps it writes the paths of up to ``ceil(lanes / 16)`` finished cells to the output
-and starts the next cells in their lanes, so lanes idle only at the very end. Each cell's
+earlier idles meanwhile (the exact SSA's repressilator: 1 - mean/max events per cell is 20 % at
+10^4 cells, benchmarks/ssa_profile.md). `run_lanes` keeps ``lanes`` cells in flight instead:
+after each block of steps it writes the paths of up to ``ceil(lanes / 16)`` finished cells to
+the output and starts the next cells in their lanes, so lanes idle only at the very end. Each cell's
 computation is the same as in a plain ``vmap`` (its own key, inputs and steps), so the paths are
-bit-identical; only the order in which cells run changes. The same scheme keeps GPU warps full
-(lanes of a GPU ensemble are refilled the same way, with no host round-trip: the refill is part
-of the compiled loop).
+bit-identical; only the order in which cells run changes. The refill is part of the compiled
+loop (no host round-trip), so it runs unchanged on a GPU (not measured there: no GPU was lent).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The stepping core shared by SSA, TauLeap and CLE: restart points, recording, result codes.
+"""The stepping core shared by SSA, TauLeap, Hybrid and CLE: restart points, recording, result
+codes.
 
 A stepping solver advances one cell through time by steps. Output times, schedule breakpoints
 and time events are *restart points*: no step crosses one. A solver proposes a step of length
@@ -191,23 +192,16 @@ class Stepper:
             out["seg"] = s["seg"] + (reach.hits_bp & accept)
         return out, row
 
-    def run(self, state, step, length, budget, inputs=None):
-        """Run ``step`` in blocks of ``length`` (a scan) until every output time is reached,
-        an error occurs or ``budget(s)`` is false; one check for finished cells per block.
+    def block(self, s, step, length, inputs=None):
+        """``length`` steps (a scan), then the output rows they reached written; a solver's
+        cell runs such blocks until every output time is reached, an error occurs or its budget
+        is spent (`block_program`), one check for finished cells per block.
 
         ``step(s, x) -> (s, written)``: ``written["row"]`` (one row, or an array of rows for a
         step made of several) and, under the names of the state's outputs (``ys``, ``lws``,
-        ``lls``), the values to record there; each block writes its rows with one scatter.
+        ``lls``), the values to record there; the block writes its rows with one scatter.
         ``inputs(s) -> (s, xs)`` makes the block's scanned inputs (None: none).
         """
-
-        def running(s):
-            return self.unfinished(s) & budget(s)
-
-        return jax.lax.while_loop(running, lambda s: self.block(s, step, length, inputs), state)
-
-    def block(self, s, step, length, inputs=None):
-        """One block of `run`: ``length`` steps (a scan), then the rows they reached written."""
         outputs = [name for name in ("ys", "lws", "lls") if name in s]
         carry = {name: v for name, v in s.items() if name not in outputs}
         carry, xs = (carry, None) if inputs is None else inputs(carry)
@@ -233,7 +227,7 @@ def block_program(network, ts, schedule_times, schedule_table, length, budget, f
 
     ``cell(core)`` gives the solver's pieces for one cell's `Stepper` ``core`` (which holds the
     cell's parameters): ``(start, step, inputs)`` with ``start(key, x0) -> state``, ``step(s, x)
-    -> (s, written)`` and ``inputs(s) -> (s, xs)`` or None (`Stepper.run`). ``budget(s) -> bool``
+    -> (s, written)`` and ``inputs(s) -> (s, xs)`` or None (`Stepper.block`). ``budget(s) -> bool``
     is the solver's own limit besides the output times; ``finish(s, result) -> CellPath``, where
     ``result`` is the final code (`Stepper.result`).
     """
