@@ -243,9 +243,13 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
     """All cells' paths, or with ``hist_index`` (a tuple) their streamed statistics."""
     TRACE_COUNT["ensemble"] += 1
 
-    def one(cell):
+    def inputs(cell):
+        """One cell's key, parameters (shared and its own) and initial state."""
         params = {**common["params"], **cell["params"]}
-        x0 = cell["x0"] if "x0" in cell else common["x0"]
+        return cell["key"], params, cell["x0"] if "x0" in cell else common["x0"]
+
+    def one(cell):
+        _, params, x0 = inputs(cell)
         pre = None
         if "equilibrate" in common:  # untreated, from x0 up to ts[0]; the protocol starts there
             pre_solver, pre_ts, untreated = common["equilibrate"]
@@ -257,10 +261,6 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
             *solver.solve_cell(network, common["ts"], cell["key"], params, x0, *common["schedule"])
         )
         return path if pre is None else _after_equilibration(pre, path)
-
-    def inputs(cell):
-        params = {**common["params"], **cell["params"]}
-        return cell["key"], params, cell["x0"] if "x0" in cell else common["x0"]
 
     def in_lanes(local_cells, program, lanes):
         """`one` over the cells, ``lanes`` at a time in refilled lanes (`run_lanes`), or None

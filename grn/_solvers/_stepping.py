@@ -212,13 +212,10 @@ class Stepper:
             carry[name] = s[name].at[rows].set(values, mode="drop")
         return carry
 
-    def result(self, s):
-        """The final code: a cell that stopped early without an error ran out of its budget."""
-        return self.result_in(s, self.n_times)
-
     @staticmethod
     def result_in(s, n_times):
-        """`result` for a state on a grid of ``n_times`` output times."""
+        """The final code on a grid of ``n_times`` output times: a cell that stopped early
+        without an error ran out of its budget."""
         return jnp.where(Stepper.unfinished_in(s, n_times), RESULTS.max_events_reached, s["res"])
 
 
@@ -229,7 +226,7 @@ def block_program(network, ts, schedule_times, schedule_table, length, budget, f
     cell's parameters): ``(start, step, inputs)`` with ``start(key, x0) -> state``, ``step(s, x)
     -> (s, written)`` and ``inputs(s) -> (s, xs)`` or None (`Stepper.block`). ``budget(s) -> bool``
     is the solver's own limit besides the output times; ``finish(s, result) -> CellPath``, where
-    ``result`` is the final code (`Stepper.result`).
+    ``result`` is the final code (`Stepper.result_in`).
     """
     n_times = ts.shape[0]
 
