@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from ._solvers import CellProgram
+from ._solvers._stepping import split_outputs
 
 REFILLS_PER_BLOCK = 16
 """A block refills at most ``ceil(lanes / REFILLS_PER_BLOCK)`` lanes (the cost of a refill
@@ -37,51 +38,85 @@ def _first_true(flags, size):
     return jnp.full(size, n, jnp.int32).at[at].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
 
 
+def _write(outputs, cells, written):
+    """Every lane's block rows (`grn._solvers.record`) written into the ensemble's output
+    arrays at its cell's index ``cells`` (``>= n``: an idle lane, dropped)."""
+    rows = written["row"]
+    at = jnp.broadcast_to(cells[:, None], rows.shape)
+    return {name: v.at[at, rows].set(written[name], mode="drop") for name, v in outputs.items()}
+
+
 def run_lanes(program: CellProgram, cells, lanes: int, inputs):
-    """Every cell's `CellPath`, computed ``lanes`` cells at a time.
+    """Every cell's `CellPath`, computed ``lanes`` cells at a time (all at once when
+    ``lanes >= n``).
 
     ``cells``: a pytree of per-cell arrays (leading axis: cells); ``inputs(cell) -> (key, params,
     x0)`` gives one cell's arguments of ``program.start`` (``params`` also feeds
-    ``program.advance``).
+    ``program.advance``). The cells' output arrays live outside the lanes, ``(cells, times,
+    ...)``: each block's rows are written there directly, and a finished cell leaves its final
+    state in ``finals``; ``finish`` runs on both at the end.
     """
     n = jax.tree.leaves(cells)[0].shape[0]
     width = min(lanes, n)
     per_block = -(-width // REFILLS_PER_BLOCK)
 
     def begin(idx):
-        """Lanes starting cells ``idx``; an index ``>= n`` makes an idle lane."""
+        """Lanes starting cells ``idx`` (an index ``>= n`` makes an idle lane), and the cells'
+        initial output arrays."""
         cell = jax.tree.map(lambda v: v[jnp.minimum(idx, n - 1)], cells)
 
         def start(c, live):
             key, params, x0 = inputs(c)
             return program.start(key, params, x0, live)
 
-        return {"idx": idx, "cell": cell, "state": jax.vmap(start)(cell, idx < n)}
+        state, outputs = split_outputs(jax.vmap(start)(cell, idx < n))
+        return {"idx": idx, "cell": cell, "state": state}, outputs
 
     def advance(c, state):
         return program.advance(inputs(c)[1], state)
 
-    first = begin(jnp.arange(width))
-    shapes = jax.eval_shape(jax.vmap(program.finish), first["state"])
-    out = jax.tree.map(lambda s: jnp.zeros((n, *s.shape[1:]), s.dtype), shapes)
+    def step(lane, outputs):
+        state, written = jax.vmap(advance)(lane["cell"], lane["state"])
+        return {**lane, "state": state}, _write(outputs, lane["idx"], written)
+
+    first, outputs = begin(jnp.arange(width))
+    if width == n:  # nothing to refill: every lane runs until every cell is done
+
+        def unfinished(carry):
+            return jnp.any(jax.vmap(program.running)(carry[0]["state"]))
+
+        lane, outputs = jax.lax.while_loop(unfinished, lambda c: step(*c), (first, outputs))
+        return jax.vmap(program.finish)({**lane["state"], **outputs})
+
+    everyone = (
+        lambda tree: jax.tree.map(  # noqa: E731
+            lambda v: jnp.broadcast_to(v[:1], (n, *v.shape[1:])), tree
+        )
+    )
+    outputs = jax.tree.map(lambda o, v: o.at[:width].set(v), everyone(outputs), outputs)
+    finals = everyone(first["state"])
 
     def block(carry):
-        lane, next_cell, out = carry
-        lane = {**lane, "state": jax.vmap(advance)(lane["cell"], lane["state"])}
+        lane, next_cell, outputs, finals = carry
+        lane, outputs = step(lane, outputs)
         done = (lane["idx"] < n) & ~jax.vmap(program.running)(lane["state"])
         slots = _first_true(done, per_block)
         taken = slots < width
         emptied = jax.tree.map(lambda v: v[jnp.minimum(slots, width - 1)], lane)
-        paths = jax.vmap(program.finish)(emptied["state"])
         rows = jnp.where(taken, emptied["idx"], n)  # out of range: dropped
-        out = jax.tree.map(lambda o, p: o.at[rows].set(p, mode="drop"), out, paths)
+        finals = jax.tree.map(lambda f, e: f.at[rows].set(e, mode="drop"), finals, emptied["state"])
         rank = _running_count(taken) - 1
-        fresh = begin(jnp.where(taken, next_cell + rank, n).clip(max=n))
+        fresh, initial = begin(jnp.where(taken, next_cell + rank, n).clip(max=n))
+        outputs = jax.tree.map(
+            lambda o, v: o.at[fresh["idx"]].set(v, mode="drop"), outputs, initial
+        )
         into = jnp.where(taken, slots, width)
         lane = jax.tree.map(lambda v, f: v.at[into].set(f, mode="drop"), lane, fresh)
-        return lane, next_cell + jnp.sum(taken), out
+        return lane, next_cell + jnp.sum(taken), outputs, finals
 
     def unwritten(carry):
         return jnp.any(carry[0]["idx"] < n)
 
-    return jax.lax.while_loop(unwritten, block, (first, jnp.asarray(width), out))[2]
+    carry = (first, jnp.asarray(width), outputs, finals)
+    _, _, outputs, finals = jax.lax.while_loop(unwritten, block, carry)
+    return jax.vmap(program.finish)({**finals, **outputs})

@@ -284,12 +284,14 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
             return _stream(one, local_cells, batch_size, hist_index, common["edges"])
         program = solver.program(network, common["ts"], *common["schedule"])
         lanes = batch_size
-        if lanes is None and program is not None and jax.default_backend() == "cpu":
+        if lanes is None and jax.default_backend() == "cpu":
             lanes = solver.cpu_lanes
+        out = None if program is None else in_lanes(local_cells, program, lanes or n_local)
+        if out is not None:
+            return out
         if lanes is None or lanes >= n_local:
             return jax.vmap(one)(local_cells)
-        out = None if program is None else in_lanes(local_cells, program, lanes)
-        return jax.lax.map(one, local_cells, batch_size=lanes) if out is None else out
+        return jax.lax.map(one, local_cells, batch_size=lanes)
 
     n_cells = cells["key"].shape[0]
     n_devices = jax.device_count()  # every process's devices (hosts of jax.distributed)

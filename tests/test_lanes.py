@@ -7,6 +7,8 @@ import pytest
 
 import grn
 from grn import _lanes
+from grn._schedule import no_schedule
+from grn._solvers._stepping import run_program
 
 TS = jnp.linspace(0.0, 10.0, 11)
 
@@ -64,6 +66,24 @@ def test_lanes_give_the_paths_of_all_cells_at_once(case):
     if "max_events" in repr(options.get("solver")):  # the case checks both outcomes
         codes = set(np.asarray(whole.result).tolist())
         assert codes == {grn.RESULTS.successful, grn.RESULTS.max_events_reached}
+
+
+@pytest.mark.parametrize("solver", [grn.SSA(), grn.TauLeap(epsilon=0.1)], ids=["SSA", "TauLeap"])
+def test_run_lanes_gives_the_paths_of_one_cell_at_a_time(solver):
+    """The ensemble's runner (outputs kept outside the lanes) against `run_program` on each cell
+    alone (outputs in the cell's own loop), all lanes at once and refilled."""
+    net = grn.models.toggle_switch()
+    program = solver.program(net, TS, *no_schedule(net.inputs, TS.dtype))
+    params = {name: jnp.asarray(v, TS.dtype) for name, v in net.params.items()}
+    x0 = jnp.asarray(net.x0, TS.dtype)
+    keys = jax.random.split(jax.random.key(7), 23)
+    alone = jax.vmap(lambda key: run_program(program, key, params, x0))(keys)
+    for lanes in (23, 4):
+        together = _lanes.run_lanes(program, {"key": keys}, lanes, lambda c: (c["key"], params, x0))
+        for name in ("ys", "log_weight", "n_events", "result"):
+            a, b = getattr(alone, name), getattr(together, name)
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    assert np.isfinite(np.asarray(alone.ys)).all()
 
 
 def test_running_count_and_first_true_match_numpy():

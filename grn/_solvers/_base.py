@@ -23,9 +23,12 @@ class CellPath(NamedTuple):
 class CellProgram(NamedTuple):
     """One cell's run cut into pieces, so that `grn._lanes.run_lanes` can start a new cell in a
     lane whose cell has finished: ``start(key, params, x0, live) -> state`` (``live=False``: an
-    idle lane, already finished), ``advance(params, state) -> state`` (one block of steps),
-    ``running(state) -> bool``, ``finish(state) -> CellPath``. ``solve_cell`` is
-    ``finish(while running: advance(start(...)))``."""
+    idle lane, already finished; the state holds the output arrays ``ys``, ``lws``, ``lls``
+    with their initial rows), ``advance(params, state) -> (state, written)`` (one block of steps
+    on the state without its output arrays; ``written``: the rows it reached and their values,
+    `grn._solvers._stepping.record`), ``running(state) -> bool``, ``finish(state) -> CellPath``
+    (the state with its outputs). ``solve_cell`` is ``finish(while running: advance(start(...)))``
+    (`grn._solvers._stepping.run_program`)."""
 
     start: Callable
     advance: Callable

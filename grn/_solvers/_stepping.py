@@ -35,6 +35,9 @@ from .._solution import RESULTS
 from ._base import CellProgram
 from ._events import EventPlan, any_true
 
+OUTPUTS = ("ys", "lws", "lls")
+"""The entries of a stepping state that hold its recorded path, one row per output time."""
+
 
 class Point(NamedTuple):
     """Where a step starts: the state and the restart points ahead of it."""
@@ -193,24 +196,22 @@ class Stepper:
         return out, row
 
     def block(self, s, step, length, inputs=None):
-        """``length`` steps (a scan), then the output rows they reached written; a solver's
-        cell runs such blocks until every output time is reached, an error occurs or its budget
-        is spent (`block_program`), one check for finished cells per block.
+        """``length`` steps (a scan) from a state without its output arrays (`OUTPUTS`); a
+        solver's cell runs such blocks until every output time is reached, an error occurs or
+        its budget is spent (`block_program`), one check for finished cells per block. Returns
+        the state and ``written``: the output rows the steps reached, ``row`` (flat, out of range
+        where a step reached none), and their values under the outputs' names (`record`).
 
         ``step(s, x) -> (s, written)``: ``written["row"]`` (one row, or an array of rows for a
         step made of several) and, under the names of the state's outputs (``ys``, ``lws``,
-        ``lls``), the values to record there; the block writes its rows with one scatter.
-        ``inputs(s) -> (s, xs)`` makes the block's scanned inputs (None: none).
+        ``lls``), the values to record there. ``inputs(s) -> (s, xs)`` makes the block's scanned
+        inputs (None: none).
         """
-        outputs = [name for name in ("ys", "lws", "lls") if name in s]
-        carry = {name: v for name, v in s.items() if name not in outputs}
-        carry, xs = (carry, None) if inputs is None else inputs(carry)
-        carry, written = jax.lax.scan(step, carry, xs, length=length)
-        rows = written["row"].reshape(-1)
-        for name in outputs:  # rows out of range (no output time reached) are dropped
-            values = written[name].reshape(rows.shape[0], *s[name].shape[1:])
-            carry[name] = s[name].at[rows].set(values, mode="drop")
-        return carry
+        s, xs = (s, None) if inputs is None else inputs(s)
+        s, written = jax.lax.scan(step, s, xs, length=length)
+        rows = written["row"]
+        flat = {name: v.reshape(rows.size, *v.shape[rows.ndim :]) for name, v in written.items()}
+        return s, {**flat, "row": rows.reshape(-1)}
 
     @staticmethod
     def result_in(s, n_times):
@@ -251,10 +252,35 @@ def block_program(network, ts, schedule_times, schedule_table, length, budget, f
     return CellProgram(start, advance, running, finished)
 
 
+def split_outputs(state):
+    """``(state, outputs)``: a cell's state without its output arrays (`OUTPUTS`), and those.
+    Runners keep the outputs apart and write each block's rows into them (`record`), so that
+    the stepping loop never carries, copies or selects the whole recorded path."""
+    outputs = {name: state[name] for name in OUTPUTS if name in state}
+    return {name: v for name, v in state.items() if name not in outputs}, outputs
+
+
+def record(outputs, written):
+    """One cell's output arrays with the rows of a block's ``written`` set (rows out of range
+    are dropped)."""
+    rows = written["row"]
+    return {name: v.at[rows].set(written[name], mode="drop") for name, v in outputs.items()}
+
+
 def run_to_end(program: CellProgram, key, params, x0):
-    """One cell's final state: ``start``, then ``advance`` while ``running``."""
-    state = program.start(key, params, x0, True)
-    return jax.lax.while_loop(program.running, lambda s: program.advance(params, s), state)
+    """One cell's final state, outputs included: ``start``, then ``advance`` while
+    ``running``, each block's rows recorded."""
+    state, outputs = split_outputs(program.start(key, params, x0, True))
+
+    def block(carry):
+        state, outputs = carry
+        state, written = program.advance(params, state)
+        return state, record(outputs, written)
+
+    state, outputs = jax.lax.while_loop(
+        lambda carry: program.running(carry[0]), block, (state, outputs)
+    )
+    return {**state, **outputs}
 
 
 def run_program(program: CellProgram, key, params, x0):
