@@ -4,10 +4,15 @@ A vmapped stepping loop runs until its slowest cell is done; every lane whose ce
 earlier idles meanwhile (the exact SSA's repressilator: 1 - mean/max events per cell is 20 % at
 10^4 cells, benchmarks/ssa_profile.md). `run_lanes` keeps ``lanes`` cells in flight instead:
 after each block of steps it writes the paths of up to ``ceil(lanes / 16)`` finished cells to
-the output and starts the next cells in their lanes, so lanes idle only at the very end. Each cell's
-computation is the same as in a plain ``vmap`` (its own key, inputs and steps), so the paths are
-bit-identical; only the order in which cells run changes. The refill is part of the compiled
-loop (no host round-trip), so it runs unchanged on a GPU (not measured there: no GPU was lent).
+the output and starts the next cells in their lanes, so lanes idle only at the very end. The
+recorded paths stay outside the lanes: each block's rows go straight into the ``(cells, times,
+...)`` outputs, so no loop carries, copies or selects them. Each cell's computation is the
+same as in a plain ``vmap`` (its own key, inputs and steps), so the paths are bit-identical;
+only the order in which cells run changes (tests/test_lanes.py; a differently compiled kernel,
+such as the vmapped single-cell loop of ``solve_cell``, may round a rate law differently: on
+the melanoma model 9 of 512 cells took another path after ~490,000 events). The refill is part
+of the compiled loop (no host round-trip), so it runs unchanged on a GPU (not measured there:
+no GPU was lent).
 """
 
 from __future__ import annotations
@@ -36,6 +41,27 @@ def _first_true(flags, size):
     count = _running_count(flags)
     at = jnp.where(flags & (count <= size), count - 1, size)
     return jnp.full(size, n, jnp.int32).at[at].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+
+
+FROZEN_MAX = 0.25
+"""Blocks that record one row switch to stacked rows when more than this fraction of their
+steps were frozen (a cell that reaches output times faster than one per block idles)."""
+
+ROWS_MIN = 0.5
+"""Blocks that stack every step's row switch back to one row when their lanes reached fewer
+than this many output times each."""
+
+
+def _next_one_row(one_row: bool, written, outputs):
+    """Whether the next block records one row per lane (`grn._solvers._stepping.Stepper.block`):
+    the cheaper block where output times are sparse among the events (the exact SSA's
+    repressilator: -25 % wall time per event), stacked rows where they are dense (one row per
+    block would idle the lanes: 14x slower on immigration-death with 2.5 output times per
+    event). Either way the paths are the same; only the cost changes."""
+    if one_row:
+        return jnp.mean(written["frozen"]) <= FROZEN_MAX
+    times = jax.tree.leaves(outputs)[0].shape[1]
+    return jnp.mean(jnp.sum(written["row"] < times, axis=-1)) < ROWS_MIN
 
 
 def _write(outputs, cells, written):
@@ -72,12 +98,22 @@ def run_lanes(program: CellProgram, cells, lanes: int, inputs):
         state, outputs = split_outputs(jax.vmap(start)(cell, idx < n))
         return {"idx": idx, "cell": cell, "state": state}, outputs
 
-    def advance(c, state):
-        return program.advance(inputs(c)[1], state)
+    def blocks(one_row):
+        """One block of every lane, its rows written; and whether the next block records one
+        row (`_next_one_row`)."""
 
-    def step(lane, outputs):
-        state, written = jax.vmap(advance)(lane["cell"], lane["state"])
-        return {**lane, "state": state}, _write(outputs, lane["idx"], written)
+        def run(lane, outputs):
+            advance = lambda c, s: program.advance(inputs(c)[1], s, one_row)  # noqa: E731
+            state, written = jax.vmap(advance)(lane["cell"], lane["state"])
+            outputs = _write(outputs, lane["idx"], written)
+            return {**lane, "state": state}, outputs, _next_one_row(one_row, written, outputs)
+
+        return run
+
+    def step(lane, outputs, one_row):
+        if not program.one_row:
+            return blocks(False)(lane, outputs)
+        return jax.lax.cond(one_row, blocks(True), blocks(False), lane, outputs)
 
     first, outputs = begin(jnp.arange(width))
     if width == n:  # nothing to refill: every lane runs until every cell is done
@@ -85,20 +121,20 @@ def run_lanes(program: CellProgram, cells, lanes: int, inputs):
         def unfinished(carry):
             return jnp.any(jax.vmap(program.running)(carry[0]["state"]))
 
-        lane, outputs = jax.lax.while_loop(unfinished, lambda c: step(*c), (first, outputs))
+        carry = (first, outputs, jnp.asarray(program.one_row))
+        lane, outputs, _ = jax.lax.while_loop(unfinished, lambda c: step(*c), carry)
         return jax.vmap(program.finish)({**lane["state"], **outputs})
 
-    everyone = (
-        lambda tree: jax.tree.map(  # noqa: E731
-            lambda v: jnp.broadcast_to(v[:1], (n, *v.shape[1:])), tree
-        )
-    )
+    def everyone(tree):
+        """``tree``'s first lane, broadcast to every cell (placeholders until a cell starts)."""
+        return jax.tree.map(lambda v: jnp.broadcast_to(v[:1], (n, *v.shape[1:])), tree)
+
     outputs = jax.tree.map(lambda o, v: o.at[:width].set(v), everyone(outputs), outputs)
     finals = everyone(first["state"])
 
     def block(carry):
-        lane, next_cell, outputs, finals = carry
-        lane, outputs = step(lane, outputs)
+        lane, next_cell, outputs, finals, one_row = carry
+        lane, outputs, one_row = step(lane, outputs, one_row)
         done = (lane["idx"] < n) & ~jax.vmap(program.running)(lane["state"])
         slots = _first_true(done, per_block)
         taken = slots < width
@@ -112,11 +148,11 @@ def run_lanes(program: CellProgram, cells, lanes: int, inputs):
         )
         into = jnp.where(taken, slots, width)
         lane = jax.tree.map(lambda v, f: v.at[into].set(f, mode="drop"), lane, fresh)
-        return lane, next_cell + jnp.sum(taken), outputs, finals
+        return lane, next_cell + jnp.sum(taken), outputs, finals, one_row
 
     def unwritten(carry):
         return jnp.any(carry[0]["idx"] < n)
 
-    carry = (first, jnp.asarray(width), outputs, finals)
-    _, _, outputs, finals = jax.lax.while_loop(unwritten, block, carry)
+    carry = (first, jnp.asarray(width), outputs, finals, jnp.asarray(program.one_row))
+    _, _, outputs, finals, _ = jax.lax.while_loop(unwritten, block, carry)
     return jax.vmap(program.finish)({**finals, **outputs})

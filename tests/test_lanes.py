@@ -68,14 +68,28 @@ def test_lanes_give_the_paths_of_all_cells_at_once(case):
         assert codes == {grn.RESULTS.successful, grn.RESULTS.max_events_reached}
 
 
-@pytest.mark.parametrize("solver", [grn.SSA(), grn.TauLeap(epsilon=0.1)], ids=["SSA", "TauLeap"])
-def test_run_lanes_gives_the_paths_of_one_cell_at_a_time(solver):
-    """The ensemble's runner (outputs kept outside the lanes) against `run_program` on each cell
-    alone (outputs in the cell's own loop), all lanes at once and refilled."""
-    net = grn.models.toggle_switch()
-    program = solver.program(net, TS, *no_schedule(net.inputs, TS.dtype))
-    params = {name: jnp.asarray(v, TS.dtype) for name, v in net.params.items()}
-    x0 = jnp.asarray(net.x0, TS.dtype)
+RUNNER_CASES = {
+    "SSA, toggle": (grn.SSA(), grn.models.toggle_switch(), TS),
+    "TauLeap, toggle": (grn.TauLeap(epsilon=0.1), grn.models.toggle_switch(), TS),
+    # 2-4 events per output interval: one-row blocks freeze most steps, so the runner
+    # switches to stacked rows (and back at the end, when lanes run out of cells)
+    "SSA, sparse events among dense output times": (
+        grn.SSA(),
+        _immigration_death(),
+        jnp.linspace(0.0, 20.0, 201),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", RUNNER_CASES)
+def test_run_lanes_gives_the_paths_of_one_cell_at_a_time(case):
+    """The ensemble's runner (outputs kept outside the lanes, one-row or stacked blocks) against
+    `run_program` on each cell alone (stacked blocks, outputs in the cell's own loop), all lanes
+    at once and refilled."""
+    solver, net, ts = RUNNER_CASES[case]
+    program = solver.program(net, ts, *no_schedule(net.inputs, ts.dtype))
+    params = {name: jnp.asarray(v, ts.dtype) for name, v in net.params.items()}
+    x0 = jnp.asarray(net.x0, ts.dtype)
     keys = jax.random.split(jax.random.key(7), 23)
     alone = jax.vmap(lambda key: run_program(program, key, params, x0))(keys)
     for lanes in (23, 4):
@@ -84,6 +98,18 @@ def test_run_lanes_gives_the_paths_of_one_cell_at_a_time(solver):
             a, b = getattr(alone, name), getattr(together, name)
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
     assert np.isfinite(np.asarray(alone.ys)).all()
+
+
+def test_blocks_switch_between_one_row_and_stacked_rows():
+    """One-row blocks give way to stacked rows when too many steps were frozen, and back when
+    the lanes reach few output times per block."""
+    outputs = {"ys": jnp.zeros((3, 11, 2))}
+    frozen = lambda f: {"frozen": jnp.asarray(f)}  # noqa: E731
+    assert bool(_lanes._next_one_row(True, frozen([0.0, 0.1, 0.2]), outputs))
+    assert not bool(_lanes._next_one_row(True, frozen([0.0, 0.5, 0.9]), outputs))
+    rows = lambda r: {"row": jnp.asarray(r)}  # noqa: E731
+    assert bool(_lanes._next_one_row(False, rows([[11, 11], [3, 11], [11, 11]]), outputs))
+    assert not bool(_lanes._next_one_row(False, rows([[1, 2], [3, 11], [5, 6]]), outputs))
 
 
 def test_running_count_and_first_true_match_numpy():

@@ -34,6 +34,9 @@ class CellProgram(NamedTuple):
     advance: Callable
     running: Callable
     finish: Callable
+    one_row: bool = False
+    """``advance(params, state, one_row=True)`` runs a block that records one output row at
+    most (`grn._solvers._stepping.Stepper.block`)."""
 
 
 class AbstractSolver(eqx.Module):

@@ -52,10 +52,11 @@ class SSA(AbstractSolver):
     block: int = 64
     likelihood: bool = False
     stochastic = True
-    cpu_lanes = 1024
+    cpu_lanes = 512
     """Refilled lanes per CPU device by default: enough to fill the SIMD loops, few enough that
-    a step's arrays stay in cache (repressilator with reporters, 10^4 cells: -31 % wall time per
-    event against all cells at once; benchmarks/ssa_profile.md)."""
+    a step's arrays stay in cache (repressilator with reporters, 10^4 cells, 2 devices: 39 wall
+    ns per event against 63 with 1,024 lanes and 46 with all cells at once; toggle 11.4
+    against 10.4; benchmarks/ssa_profile.md)."""
 
     def __check_init__(self):
         for name in ("max_events", "block"):
@@ -89,10 +90,10 @@ class SSA(AbstractSolver):
                 return state
 
             # Each step fires a reaction, crosses a schedule breakpoint or time event, or reaches
-            # the next output time. Steps run in blocks of fixed length (a scan); a step returns
-            # the output row it reached (or an out-of-range row) and the block writes all its
-            # rows with one scatter. See benchmarks/ssa_profile.md for where the time per event
-            # goes.
+            # the next output time. Steps run in blocks of fixed length (a scan) that record one
+            # output row each; a step that would reach a second one is frozen until the next
+            # block (`Stepper.block`). See benchmarks/ssa_profile.md for where the time per
+            # event goes.
             def step(s, _):
                 rng, r1 = _xoshiro.next_uniform(s["rng"], dtype)
                 rng, r2 = _xoshiro.next_uniform(rng, dtype)
@@ -108,6 +109,8 @@ class SSA(AbstractSolver):
                 a0_s = weight_sum(a_s) if self.likelihood else a0
                 tau = jnp.where(a0_s > 0, -jnp.log1p(-r1) / a0_s, jnp.inf)
                 reach = core.reach(at, tau)
+                frozen = core.frozen(s, reach)
+                active = active & ~frozen
                 fire = ~reach.restart
                 j = select_reaction(a_s, r2)
                 x_new = jnp.where(fire, at.x + nu[j], at.x)
@@ -118,8 +121,9 @@ class SSA(AbstractSolver):
                 code = core.code(s, active, invalid, any_true(x_new < 0), looped, x_new)
                 ok = active & (code == RESULTS.successful)
                 moved, row = core.advance(s, reach, ok, x_new, updates)
+                rng = jnp.where(frozen, s["rng"], rng)
                 out = {**s, **moved, "n": s["n"] + (fire & ok), "res": code, "rng": rng}
-                written = {"row": row, "ys": xf}
+                written = {"row": row, "ys": xf, "frozen": frozen.astype(jnp.int32)}
                 keep = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
                 if fate:
                     out["lw"] = keep(lw_new, s["lw"])
@@ -143,4 +147,4 @@ class SSA(AbstractSolver):
 
         budget = lambda s: s["n"] < self.max_events  # noqa: E731
         args = (network, ts, schedule_times, schedule_table, self.block, budget, finish, cell)
-        return block_program(*args)
+        return block_program(*args, one_row=True)

@@ -195,7 +195,7 @@ class Stepper:
             out["seg"] = s["seg"] + (reach.hits_bp & accept)
         return out, row
 
-    def block(self, s, step, length, inputs=None):
+    def block(self, s, step, length, inputs=None, one_row=False):
         """``length`` steps (a scan) from a state without its output arrays (`OUTPUTS`); a
         solver's cell runs such blocks until every output time is reached, an error occurs or
         its budget is spent (`block_program`), one check for finished cells per block. Returns
@@ -206,12 +206,51 @@ class Stepper:
         step made of several) and, under the names of the state's outputs (``ys``, ``lws``,
         ``lls``), the values to record there. ``inputs(s) -> (s, xs)`` makes the block's scanned
         inputs (None: none).
+
+        ``one_row``: the block records at most one row, kept in the loop carry, instead of
+        stacking every step's values (a ``[length, cells, species]`` write per step and a scatter
+        of ``length`` rows per cell per block: 25 % of the SSA's time per event on the
+        repressilator, benchmarks/ssa_profile.md). The step must then call `frozen` and, where it
+        is true, change nothing (state, clock, counters, random stream): a step that would reach
+        a second output time waits for the next block, and the path is the same step for step.
+        A step of ``one_row`` records one row at most. ``written["frozen"]`` is then the
+        fraction of the block's steps that were frozen (the solver's step returns its `frozen`
+        flag under that name).
         """
         s, xs = (s, None) if inputs is None else inputs(s)
+        if one_row:
+            return self._one_row_block(s, step, length, xs)
         s, written = jax.lax.scan(step, s, xs, length=length)
+        written.pop("frozen", None)
         rows = written["row"]
         flat = {name: v.reshape(rows.size, *v.shape[rows.ndim :]) for name, v in written.items()}
         return s, {**flat, "row": rows.reshape(-1)}
+
+    def _one_row_block(self, s, step, length, xs):
+        s = {**s, "recorded": jnp.asarray(False)}
+        x = None if xs is None else jax.tree.map(lambda v: v[0], xs)
+        shapes = jax.eval_shape(step, s, x)[1]
+        kept = {name: jnp.zeros(v.shape, v.dtype) for name, v in shapes.items() if name != "frozen"}
+        kept["row"] = jnp.full(shapes["row"].shape, self.n_times, shapes["row"].dtype)
+
+        def stepped(carry, x):
+            s, kept, frozen = carry
+            s, written = step(s, x)
+            frozen = frozen + written.pop("frozen")
+            hit = written["row"] < self.n_times
+            kept = jax.tree.map(lambda new, old: jnp.where(hit, new, old), written, kept)
+            return ({**s, "recorded": s["recorded"] | hit}, kept, frozen), None
+
+        carry = (s, kept, jnp.zeros((), jnp.int32))
+        (s, kept, frozen), _ = jax.lax.scan(stepped, carry, xs, length=length)
+        del s["recorded"]
+        return s, {**jax.tree.map(lambda v: v[None], kept), "frozen": frozen / length}
+
+    @staticmethod
+    def frozen(s, reach):
+        """In a block that records one row (`block`), a step that would reach a second output
+        time: it must not happen, and the cell waits for the next block."""
+        return reach.hits_end & s["recorded"] if "recorded" in s else jnp.asarray(False)
 
     @staticmethod
     def result_in(s, n_times):
@@ -220,14 +259,17 @@ class Stepper:
         return jnp.where(Stepper.unfinished_in(s, n_times), RESULTS.max_events_reached, s["res"])
 
 
-def block_program(network, ts, schedule_times, schedule_table, length, budget, finish, cell):
+def block_program(
+    network, ts, schedule_times, schedule_table, length, budget, finish, cell, one_row=False
+):
     """The `CellProgram` of a solver that steps each cell in blocks of ``length`` steps.
 
     ``cell(core)`` gives the solver's pieces for one cell's `Stepper` ``core`` (which holds the
     cell's parameters): ``(start, step, inputs)`` with ``start(key, x0) -> state``, ``step(s, x)
     -> (s, written)`` and ``inputs(s) -> (s, xs)`` or None (`Stepper.block`). ``budget(s) -> bool``
     is the solver's own limit besides the output times; ``finish(s, result) -> CellPath``, where
-    ``result`` is the final code (`Stepper.result_in`).
+    ``result`` is the final code (`Stepper.result_in`). ``one_row``: the solver's steps support
+    blocks that record one output row at most (`Stepper.block`, `Stepper.frozen`).
     """
     n_times = ts.shape[0]
 
@@ -238,10 +280,10 @@ def block_program(network, ts, schedule_times, schedule_table, length, budget, f
         core = core_for(params)
         return core.stopped(cell(core)[0](key, x0), live)
 
-    def advance(params, s):
+    def advance(params, s, one_row=False):
         core = core_for(params)
         _, step, inputs = cell(core)
-        return core.block(s, step, length, inputs)
+        return core.block(s, step, length, inputs, one_row)
 
     def running(s):
         return Stepper.unfinished_in(s, n_times) & budget(s)
@@ -249,7 +291,7 @@ def block_program(network, ts, schedule_times, schedule_table, length, budget, f
     def finished(s):
         return finish(s, Stepper.result_in(s, n_times))
 
-    return CellProgram(start, advance, running, finished)
+    return CellProgram(start, advance, running, finished, one_row)
 
 
 def split_outputs(state):
