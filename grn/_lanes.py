@@ -4,9 +4,11 @@ A vmapped stepping loop runs until its slowest cell is done; every lane whose ce
 earlier idles meanwhile (the exact SSA's repressilator: 1 - mean/max events per cell is 20 % at
 10^4 cells, benchmarks/ssa_profile.md). `run_lanes` keeps ``lanes`` cells in flight instead:
 after each block of steps it writes the paths of up to ``ceil(lanes / 16)`` finished cells to
-the output and starts the next cells in their lanes, so lanes idle only at the very end. The
-recorded paths stay outside the lanes: each block's rows go straight into the ``(cells, times,
-...)`` outputs, so no loop carries, copies or selects them. Each cell's computation is the
+the output and starts the next cells in their lanes; once every cell has started, the lanes
+are halved whenever at most half of them still run (`_drain`), so the slowest cells' tail
+does not keep every lane stepping (this applies to all cells at once, too). The recorded
+paths stay outside the lanes: each block's rows go straight into the ``(cells, times, ...)``
+outputs, so no loop carries, copies or selects them. Each cell's computation is the
 same as in a plain ``vmap`` (its own key, inputs and steps), so the paths are bit-identical;
 only the order in which cells run changes (tests/test_lanes.py; a differently compiled kernel,
 such as the vmapped single-cell loop of ``solve_cell``, may round a rate law differently: on
@@ -72,7 +74,9 @@ def _write(outputs, cells, written):
     return {name: v.at[at, rows].set(written[name], mode="drop") for name, v in outputs.items()}
 
 
-def run_lanes(program: CellProgram, cells, lanes: int, inputs):
+def run_lanes(
+    program: CellProgram, cells, lanes: int, inputs, halvings: int = 0, narrowest: int = 64
+):
     """Every cell's `CellPath`, computed ``lanes`` cells at a time (all at once when
     ``lanes >= n``).
 
@@ -80,7 +84,9 @@ def run_lanes(program: CellProgram, cells, lanes: int, inputs):
     x0)`` gives one cell's arguments of ``program.start`` (``params`` also feeds
     ``program.advance``). The cells' output arrays live outside the lanes, ``(cells, times,
     ...)``: each block's rows are written there directly, and a finished cell leaves its final
-    state in ``finals``; ``finish`` runs on both at the end.
+    state in ``finals``; ``finish`` runs on both at the end. Once every cell has started, the
+    lanes are halved, up to ``halvings`` times and not below ``narrowest`` lanes, whenever at
+    most half of them still run (`_drain`).
     """
     n = jax.tree.leaves(cells)[0].shape[0]
     width = min(lanes, n)
@@ -115,44 +121,86 @@ def run_lanes(program: CellProgram, cells, lanes: int, inputs):
             return blocks(False)(lane, outputs)
         return jax.lax.cond(one_row, blocks(True), blocks(False), lane, outputs)
 
+    def live(lane):
+        return (lane["idx"] < n) & jax.vmap(program.running)(lane["state"])
+
     first, outputs = begin(jnp.arange(width))
-    if width == n:  # nothing to refill: every lane runs until every cell is done
+    if width == n:  # nothing to refill: lane i holds cell i
+        finals = first["state"]
+        carry = (first, outputs, finals, jnp.asarray(program.one_row))
+    else:
 
-        def unfinished(carry):
-            return jnp.any(jax.vmap(program.running)(carry[0]["state"]))
+        def everyone(tree):
+            """``tree``'s first lane, broadcast to every cell (placeholders until a cell
+            starts)."""
+            return jax.tree.map(lambda v: jnp.broadcast_to(v[:1], (n, *v.shape[1:])), tree)
 
-        carry = (first, outputs, jnp.asarray(program.one_row))
-        lane, outputs, _ = jax.lax.while_loop(unfinished, lambda c: step(*c), carry)
-        return jax.vmap(program.finish)({**lane["state"], **outputs})
+        outputs = jax.tree.map(lambda o, v: o.at[:width].set(v), everyone(outputs), outputs)
+        finals = everyone(first["state"])
 
-    def everyone(tree):
-        """``tree``'s first lane, broadcast to every cell (placeholders until a cell starts)."""
-        return jax.tree.map(lambda v: jnp.broadcast_to(v[:1], (n, *v.shape[1:])), tree)
+        def block(carry):
+            lane, next_cell, outputs, finals, one_row = carry
+            lane, outputs, one_row = step(lane, outputs, one_row)
+            done = (lane["idx"] < n) & ~jax.vmap(program.running)(lane["state"])
+            slots = _first_true(done, per_block)
+            taken = slots < width
+            emptied = jax.tree.map(lambda v: v[jnp.minimum(slots, width - 1)], lane)
+            rows = jnp.where(taken, emptied["idx"], n)  # out of range: dropped
+            finals = jax.tree.map(
+                lambda f, e: f.at[rows].set(e, mode="drop"), finals, emptied["state"]
+            )
+            rank = _running_count(taken) - 1
+            fresh, initial = begin(jnp.where(taken, next_cell + rank, n).clip(max=n))
+            outputs = jax.tree.map(
+                lambda o, v: o.at[fresh["idx"]].set(v, mode="drop"), outputs, initial
+            )
+            into = jnp.where(taken, slots, width)
+            lane = jax.tree.map(lambda v, f: v.at[into].set(f, mode="drop"), lane, fresh)
+            return lane, next_cell + jnp.sum(taken), outputs, finals, one_row
 
-    outputs = jax.tree.map(lambda o, v: o.at[:width].set(v), everyone(outputs), outputs)
-    finals = everyone(first["state"])
+        def unstarted(carry):
+            return carry[1] < n
 
-    def block(carry):
-        lane, next_cell, outputs, finals, one_row = carry
-        lane, outputs, one_row = step(lane, outputs, one_row)
-        done = (lane["idx"] < n) & ~jax.vmap(program.running)(lane["state"])
-        slots = _first_true(done, per_block)
-        taken = slots < width
-        emptied = jax.tree.map(lambda v: v[jnp.minimum(slots, width - 1)], lane)
-        rows = jnp.where(taken, emptied["idx"], n)  # out of range: dropped
-        finals = jax.tree.map(lambda f, e: f.at[rows].set(e, mode="drop"), finals, emptied["state"])
-        rank = _running_count(taken) - 1
-        fresh, initial = begin(jnp.where(taken, next_cell + rank, n).clip(max=n))
-        outputs = jax.tree.map(
-            lambda o, v: o.at[fresh["idx"]].set(v, mode="drop"), outputs, initial
-        )
-        into = jnp.where(taken, slots, width)
-        lane = jax.tree.map(lambda v, f: v.at[into].set(f, mode="drop"), lane, fresh)
-        return lane, next_cell + jnp.sum(taken), outputs, finals, one_row
-
-    def unwritten(carry):
-        return jnp.any(carry[0]["idx"] < n)
-
-    carry = (first, jnp.asarray(width), outputs, finals, jnp.asarray(program.one_row))
-    _, _, outputs, finals, _ = jax.lax.while_loop(unwritten, block, carry)
+        carry = (first, jnp.asarray(width), outputs, finals, jnp.asarray(program.one_row))
+        lane, _, outputs, finals, one_row = jax.lax.while_loop(unstarted, block, carry)
+        carry = (lane, outputs, finals, one_row)
+    outputs, finals = _drain(carry, step, live, begin, n, halvings, narrowest)
     return jax.vmap(program.finish)({**finals, **outputs})
+
+
+def _drain(carry, step, live, begin, n: int, halvings: int, narrowest: int):
+    """Run every started cell to its end, halving the lanes (up to ``halvings`` times, each half
+    ``narrowest`` lanes or more) whenever at most half of them still run, the live cells
+    gathered into the narrower lanes: the tail of the slowest cells does not keep every lane
+    stepping. The exact SSA's repressilator, 500 cells on one device: 1.22 lane-steps per event
+    on 500 lanes throughout, 1.06 with 250 and 125 lanes at the end. Each width compiles the
+    block once more. Returns ``(outputs, finals)``, ``finals`` every cell's final state."""
+    lane, outputs, finals, one_row = carry
+
+    def run_until(count, lane, outputs, finals, one_row):
+        """Blocks until at most ``count`` lanes run; then every lane's state goes to finals."""
+        lane, outputs, one_row = jax.lax.while_loop(
+            lambda c: jnp.sum(live(c[0])) > count, lambda c: step(*c), (lane, outputs, one_row)
+        )
+        at = lane["idx"]
+        finals = jax.tree.map(lambda f, s: f.at[at].set(s, mode="drop"), finals, lane["state"])
+        return lane, outputs, finals, one_row
+
+    for _ in range(halvings):
+        width = lane["idx"].shape[0]
+        if width // 2 < narrowest:
+            break
+        lane, outputs, finals, one_row = run_until(width // 2, lane, outputs, finals, one_row)
+        keep = _first_true(live(lane), width // 2)  # padded with ``width``: an idle lane
+        lane = jax.tree.map(
+            lambda v, idle: jnp.where(_column(keep < width, v), v[keep.clip(max=width - 1)], idle),
+            lane,
+            begin(jnp.full(width // 2, n))[0],
+        )
+    _, outputs, finals, _ = run_until(0, lane, outputs, finals, one_row)
+    return outputs, finals
+
+
+def _column(flags, like):
+    """``flags`` (lanes,) shaped to broadcast against ``like`` (lanes, ...)."""
+    return flags.reshape((-1,) + (1,) * (like.ndim - 1))

@@ -272,10 +272,10 @@ def _ensemble(network, solver, cells, common, batch_size, throw, hist_index):
             if pre_program is None:
                 return None
             pre_inputs = lambda c: (c["pre_key"], *inputs(c)[1:])  # noqa: E731
-            pre = run_lanes(pre_program, local_cells, lanes, pre_inputs)
+            pre = run_lanes(pre_program, local_cells, lanes, pre_inputs, pre_solver.lane_halvings)
             x0 = local_cells["x0"] if "x0" in local_cells else common["x0"]
             local_cells = {**local_cells, "x0": pre.ys[:, -1].astype(x0.dtype)}
-        path = run_lanes(program, local_cells, lanes, inputs)
+        path = run_lanes(program, local_cells, lanes, inputs, solver.lane_halvings)
         return path if pre is None else jax.vmap(_after_equilibration)(pre, path)
 
     def run_local(local_cells):

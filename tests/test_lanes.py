@@ -18,16 +18,17 @@ def _immigration_death(**options):
     return grn.Network(base.species, base.reactions, {"alpha": 20.0, "mu": 0.1}, **options)
 
 
+_FATE, _EVENTS = "growth and death (fate integral)", "time and state events"
 CASES = {
     "toggle, per-cell parameters and a schedule-free run": (
         grn.models.toggle_switch(),
         dict(params={"a": jnp.linspace(20.0, 60.0, 37)}),
     ),
-    "growth and death (fate integral)": (
+    _FATE: (
         _immigration_death(growth=grn.mass_action(0.2), death=lambda x, p, u: 0.01 * x["X"]),
         dict(n_cells=37),
     ),
-    "time and state events": (
+    _EVENTS: (
         _immigration_death(
             events=[
                 grn.Event(at=4.5, assign={"alpha": 0.0}),
@@ -78,6 +79,13 @@ RUNNER_CASES = {
         _immigration_death(),
         jnp.linspace(0.0, 20.0, 201),
     ),
+    "SSA, growth and death (fate integral)": (grn.SSA(), CASES[_FATE][0], TS),
+    "SSA, time and state events": (grn.SSA(), CASES[_EVENTS][0], TS),
+    "SSA, path likelihood and an event budget exhausted in some cells": (
+        grn.SSA(likelihood=True, max_events=275),
+        _immigration_death(),
+        TS,
+    ),
 }
 
 
@@ -85,19 +93,35 @@ RUNNER_CASES = {
 def test_run_lanes_gives_the_paths_of_one_cell_at_a_time(case):
     """The ensemble's runner (outputs kept outside the lanes, one-row or stacked blocks) against
     `run_program` on each cell alone (stacked blocks, outputs in the cell's own loop), all lanes
-    at once and refilled."""
+    at once and refilled, the lanes halved as cells finish (down to 2)."""
     solver, net, ts = RUNNER_CASES[case]
     program = solver.program(net, ts, *no_schedule(net.inputs, ts.dtype))
     params = {name: jnp.asarray(v, ts.dtype) for name, v in net.params.items()}
     x0 = jnp.asarray(net.x0, ts.dtype)
     keys = jax.random.split(jax.random.key(7), 23)
     alone = jax.vmap(lambda key: run_program(program, key, params, x0))(keys)
-    for lanes in (23, 4):
-        together = _lanes.run_lanes(program, {"key": keys}, lanes, lambda c: (c["key"], params, x0))
-        for name in ("ys", "log_weight", "n_events", "result"):
+    for lanes in (23, 4):  # halved down to 2 lanes: 23 -> 11 -> 5 -> 2, 4 -> 2
+        together = _lanes.run_lanes(
+            program,
+            {"key": keys},
+            lanes,
+            lambda c: (c["key"], params, x0),
+            halvings=5,
+            narrowest=2,
+        )
+        for name in ("ys", "log_weight", "n_events", "result", "log_likelihood"):
             a, b = getattr(alone, name), getattr(together, name)
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
-    assert np.isfinite(np.asarray(alone.ys)).all()
+            if a is None:
+                assert b is None, name
+            else:
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    if getattr(solver, "max_events", None) == 275:  # the case checks both outcomes
+        assert set(np.asarray(alone.result).tolist()) == {
+            grn.RESULTS.successful,
+            grn.RESULTS.max_events_reached,
+        }
+    else:
+        assert np.isfinite(np.asarray(alone.ys)).all()
 
 
 def test_blocks_switch_between_one_row_and_stacked_rows():

@@ -52,6 +52,9 @@ class AbstractSolver(eqx.Module):
     cpu_lanes: ClassVar[int | None] = None
     """Cells in flight per CPU device when ``batch_size`` is not given, for a solver with a
     `program` (`grn._lanes.run_lanes`); None: all cells at once."""
+    lane_halvings: ClassVar[int] = 0
+    """How often `grn._lanes.run_lanes` may halve the lanes as the last cells finish (each
+    width is compiled once more)."""
 
     @abc.abstractmethod
     def solve_cell(self, network, ts, key, params, x0, schedule_times, schedule_table): ...
