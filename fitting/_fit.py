@@ -195,10 +195,18 @@ def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol, mod
     loss, finite, new_phi, new_opt = jax.vmap(one)(state.phi, state.opt_state, fixed)
     unusable = _unusable(loss, state)
     keep = finite & ~state.done
+    # A step that landed where the loss is not finite (the simulation fails there) is halved
+    # back towards the best point so far, the optimiser's state kept; staying put would
+    # evaluate the same failing point at every later step.
+    retreat = ~finite & jnp.isfinite(state.best_loss) & ~state.done
 
     def choose(new, old):
         mask = keep.reshape(keep.shape + (1,) * (new.ndim - 1))
         return jnp.where(mask, new, old)
+
+    def halved_back(phi, best):
+        mask = retreat.reshape(retreat.shape + (1,) * (phi.ndim - 1))
+        return jnp.where(mask, 0.5 * (phi + best), phi)
 
     improved = loss < state.best_loss - rtol * jnp.abs(state.best_loss)
     better = loss < state.best_loss
@@ -207,7 +215,7 @@ def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol, mod
     )
     stall = jnp.where(improved, 0, state.stall + 1)
     new_state = _State(
-        phi=jax.tree.map(choose, new_phi, state.phi),
+        phi=jax.tree.map(halved_back, jax.tree.map(choose, new_phi, state.phi), state.best_phi),
         opt_state=jax.tree.map(choose, new_opt, state.opt_state),
         best_phi=best_phi,
         best_loss=jnp.where(better, loss, state.best_loss),
@@ -422,7 +430,9 @@ def fit(
       by ``gradient`` mode.
     - Early stopping: a start stops once its loss has not improved by ``rtol`` (relative) for
       ``patience`` steps (None: never); the loop ends when all have stopped. Non-finite losses or
-      gradients skip the update of that start.
+      gradients skip the update of that start; with an optax optimizer a start whose step
+      landed where the loss is not finite goes halfway back towards its best point (again at
+      each such step).
     - Failures: a start whose step raises (a reverse-mode derivative through an implicit ODE
       method's step rejected at a non-finite state; forward mode is guarded against it, see
       `grn._solvers._ode_events.DefinedField`) is found by `_guarded_step`, marked failed and

@@ -7,6 +7,7 @@ from typing import Any
 import diffrax
 import jax
 import numpy as np
+import optax
 import optimistix as optx
 import pytest
 from test_fitting_fit import SIGMA, TRANSIENT, make_problem
@@ -236,3 +237,23 @@ def test_a_start_whose_simulation_fails_fails_at_once(tmp_path, method):
     assert result.converged[0] and np.all(np.isinf(result.history[:, 0]))
     assert np.all(np.isfinite(result.history[:, 1]))
     assert result.history[-1, 1] < result.history[0, 1]
+
+
+def test_an_adam_step_into_a_failing_region_is_halved_back(tmp_path):
+    """From k = 0.05, Adam with learning rate 1 (log10 scale) steps to k = 0.5, where the
+    simulation fails (60 solver steps: k >= 0.3): the start goes halfway back towards its best
+    point (k = 0.158) and descends from there, instead of evaluating k = 0.5 at every step."""
+    solver = grn.ODE(method=diffrax.Kvaerno3(), rtol=1e-6, atol=1e-8, max_steps=60)
+    with jax.enable_x64(True):
+        problem = fitting.load_petab(write_power_problem(tmp_path), solver=solver)
+        result = fitting.fit(
+            problem,
+            starts={"k": np.array([0.05])},
+            steps=30,
+            optimizer=optax.adam(1.0),
+            progress=False,
+        )
+    history = result.history[:, 0]
+    assert np.isfinite(history[0]) and np.isinf(history[1]) and np.isfinite(history[2])
+    assert result.failed is not None and not result.failed[0]
+    assert result.loss < history[2] < history[0]
