@@ -53,11 +53,13 @@ class SSA(AbstractSolver):
     likelihood: bool = False
     stochastic = True
     cpu_lanes = 512
-    lane_halvings = 2
     """Refilled lanes per CPU device by default: enough to fill the SIMD loops, few enough that
     a step's arrays stay in cache (repressilator with reporters, 10^4 cells, 2 devices: 39 wall
     ns per event against 63 with 1,024 lanes and 46 with all cells at once; toggle 11.4
     against 10.4; benchmarks/ssa_profile.md)."""
+    lane_halvings = 2
+    """Lanes halved twice at most as the last cells finish (repressilator, 10^3 cells: 10-15 %
+    less wall time per event, ~5 s more compilation; benchmarks/ssa_profile.md)."""
 
     def __check_init__(self):
         for name in ("max_events", "block"):
