@@ -218,10 +218,19 @@ def test_forward_derivative_through_rejected_implicit_steps(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["lm", "adam"])
-def test_a_start_whose_simulation_fails_fails_at_once(tmp_path, method):
+def test_a_start_whose_simulation_fails_fails_at_once(tmp_path, method, monkeypatch):
     """With a budget of 60 solver steps the simulation fails for k >= 0.3 (infinite loss):
-    the start at k = 1e4 has nothing to descend from and fails at the first step, instead of
-    being stepped (each step costing a failed simulation); the start at 0.05 goes on."""
+    the start at k = 1e4 has nothing to descend from and fails before the first step, found
+    by its loss alone: no step ever takes its derivative (a copy of the other start stands in
+    for it), and the start at 0.05 goes on."""
+    stepped = []
+    for name in ("_step", "_optx_step"):
+
+        def recording(problem, opt, state, *args, _original=getattr(_fit, name)):
+            stepped.append(np.asarray(state.phi["k"]))
+            return _original(problem, opt, state, *args)
+
+        monkeypatch.setattr(_fit, name, recording)
     solver = grn.ODE(method=diffrax.Kvaerno3(), rtol=1e-6, atol=1e-8, max_steps=60)
     with jax.enable_x64(True):
         problem = fitting.load_petab(write_power_problem(tmp_path), solver=solver)
@@ -236,6 +245,7 @@ def test_a_start_whose_simulation_fails_fails_at_once(tmp_path, method):
     assert result.failed is not None and result.failed.tolist() == [True, False]
     assert result.converged[0] and np.all(np.isinf(result.history[:, 0]))
     assert np.all(np.isfinite(result.history[:, 1]))
+    assert len(stepped) == 3 and all(k[0] == k[1] for k in stepped)
     assert result.history[-1, 1] < result.history[0, 1]
 
 
