@@ -192,7 +192,19 @@ def _step(problem: Problem, optimizer, state: _State, fixed, patience, rtol, mod
         new_phi = problem.space.project(optax.apply_updates(phi, updates))  # pyright: ignore[reportArgumentType]
         return loss, finite, new_phi, new_opt
 
-    loss, finite, new_phi, new_opt = jax.vmap(one)(state.phi, state.opt_state, fixed)
+    def one_unless_done(args):
+        phi, opt_state, fixed_, done, best = args
+        return jax.lax.cond(
+            done,
+            lambda: (best, jnp.array(False), phi, opt_state),
+            lambda: one(phi, opt_state, fixed_),
+        )
+
+    # Starts in sequence (lax.map), not vmapped: a vmapped step costs every start as much as
+    # the start whose simulation takes the most solver steps, and a done start costs nothing.
+    loss, finite, new_phi, new_opt = jax.lax.map(
+        one_unless_done, (state.phi, state.opt_state, fixed, state.done, state.best_loss)
+    )
     unusable = _unusable(loss, state)
     keep = finite & ~state.done
     # A step that landed where the loss is not finite (the simulation fails there) is halved
@@ -277,7 +289,7 @@ def _optx_step(problem: Problem, opt: _Optimistix, state: _State, static, patien
 
 @eqx.filter_jit
 def _losses(problem: Problem, phi):
-    return jax.vmap(problem.loss)(phi)
+    return jax.lax.map(problem.loss, phi)  # in sequence: a failing start costs only itself
 
 
 def _unusable(loss, state: _State):
@@ -416,8 +428,10 @@ def fit(
 
     - Starts: ``starts`` (name -> natural values, one per start) or ``n_starts`` drawn by
       `ParameterSpace.starts` from ``key`` (the ``init`` values first, then log-uniform draws in
-      the bounds). All starts move together in one vmapped, jitted step (`_step`); new data,
-      values or starts of the same shapes never recompile.
+      the bounds). All starts move together in one jitted step (`_step`), which takes them
+      one after another (``lax.map``: each start costs its own simulation, not the slowest
+      one's; a start that is done costs nothing); new data, values or starts of the same
+      shapes never recompile.
     - ``optimizer``: any `optax.GradientTransformation` (default `default_optimizer()`: Adam with
       global-norm clipping; steps are projected back into the bounds), or an optimistix
       least-squares solver (``optx.LevenbergMarquardt``, ``optx.GaussNewton``, ...: on
@@ -596,10 +610,9 @@ def _fail(state: _State, starts: np.ndarray) -> _State:
     """``state`` with ``starts`` (host booleans) failed and done.
 
     Before the first step, the starts whose simulation fails at their start point are found
-    by their loss alone: a step would take the derivative of each such failure with the
-    others (for vmapped optax steps, every start waits for the slowest; on Fujita 4 of 20
-    starts fail after 100,000 solver steps, and a first forward-mode step with their 19
-    tangents had not ended after 14 minutes).
+    by their loss alone, each in turn, instead of a step taking the derivative of each such
+    failure (on Fujita 4 of 20 starts fail after 100,000 solver steps, 5.9 s each for the loss
+    alone, 19 tangents more for a forward-mode step).
     """
     mask = jnp.asarray(starts)
     return eqx.tree_at(

@@ -1,7 +1,7 @@
 """Loss functions: Gaussian likelihood of summaries, moment matching and the energy distance.
 
 All are pure ``jax.numpy`` functions of fixed-shape arrays (padding is masked), so they can be
-differentiated, vmapped over starts and jitted once.
+differentiated, mapped over starts and jitted once.
 """
 
 from __future__ import annotations

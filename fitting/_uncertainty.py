@@ -149,7 +149,7 @@ def profile_likelihood(
     Each parameter is fixed on ``n_points`` values spanning ``[value / span, value * span]`` (log
     scale) or ``value +- (span - 1) |value|`` (linear), clipped to its bounds, while the others
     are re-optimised from the optimum by `fit` with ``steps`` steps; every (parameter, grid point)
-    pair is one start of a single vmapped fit. A parameter whose profile stays below
+    pair is one start of a single fit. A parameter whose profile stays below
     ``loss_min + chi2_1(level)/2`` on either side is flagged as not (practically) identifiable
     (Raue et al. 2009, Bioinformatics 25:1923).
     """
