@@ -24,6 +24,7 @@ from ._solvers import (
     SSA as SSA,
     AbstractSolver as AbstractSolver,
     Hybrid as Hybrid,
+    Rodas4 as Rodas4,
     TauLeap as TauLeap,
 )
 from ._streaming import (
