@@ -330,7 +330,8 @@ class FitResult:
     ``start_loss``, ``converged`` (early-stopped), ``phi`` (optimiser coordinates). A start
     whose loss stayed non-finite, or whose step raised (``failed``: a simulation failed inside
     a derivative), has status ``failed`` in `to_json`. ``history`` (steps, starts) is the loss
-    before each step (infinite for failed starts); ``n_steps`` steps were taken.
+    before each step (infinite for failed starts; a stopped start, skipped, repeats its best);
+    ``n_steps`` steps were taken.
     """
 
     params: dict[str, float]
