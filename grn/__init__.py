@@ -25,6 +25,7 @@ from ._solvers import (
     AbstractSolver as AbstractSolver,
     Hybrid as Hybrid,
     Rodas4 as Rodas4,
+    Rodas5P as Rodas5P,
     TauLeap as TauLeap,
 )
 from ._streaming import (

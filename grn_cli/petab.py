@@ -51,7 +51,7 @@ def add_arguments(parser) -> None:
     group.add_argument(
         "--solver",
         choices=SOLVERS,
-        help="ode (default: stiff Rodas4), lna or cle (observables of the ensemble mean; cle: "
+        help="ode (default: stiff Rodas5P), lna or cle (observables of the ensemble mean; cle: "
         "--cells cells, common random numbers)",
     )
     group.add_argument(

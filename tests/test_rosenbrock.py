@@ -1,4 +1,5 @@
-"""grn.Rodas4: order of convergence, its error estimate, a stiff reference, derivatives."""
+"""grn.Rodas4 and grn.Rodas5P: orders of the solution, its error estimate and dense output, a
+stiff reference, derivatives."""
 
 from __future__ import annotations
 
@@ -29,27 +30,38 @@ def _reference(t1, k=1.0):
     return sol.ys[-1]
 
 
-def test_fourth_order_and_an_order_four_local_error_estimate():
-    """Fixed steps h = T/n: the global error falls as h^4 (log2 ratios 4 +- 0.15); one step's
-    error as h^5 and the embedded estimate (order-3 companion) as h^4."""
+METHODS = [(grn.Rodas4, 4, (20, 40, 80, 160)), (grn.Rodas5P, 5, (40, 80, 160))]
+"""(method, order p, step counts): the step counts keep every error of the order test well
+above float64 rounding and inside the asymptotic range of the error estimate."""
+
+
+@pytest.mark.parametrize(("method", "p", "ns"), METHODS, ids=["Rodas4", "Rodas5P"])
+def test_orders_of_the_solution_the_error_estimate_and_the_dense_output(method, p, ns):
+    """Fixed steps h = T/n: the global error falls as h^p (log2 ratios p +- 0.15); one step's
+    error as h^(p+1); the embedded estimate (order p - 1 companion) as h^p; the dense output at
+    0.3 h (order p - 1) as h^p."""
     with jax.enable_x64(True):
-        solver, term = grn.Rodas4(), diffrax.ODETerm(_field)
+        solver, term = method(), diffrax.ODETerm(_field)
         ref = _reference(2.0)
-        glob, local, estimate = [], [], []
-        for n in (20, 40, 80, 160):
+        glob, local, estimate, dense = [], [], [], []
+        for n in ns:
             h = 2.0 / n
             sol = diffrax.diffeqsolve(term, solver, 0.0, 2.0, h, Y0, args=1.0, max_steps=1000)
             glob.append(float(jnp.max(jnp.abs(sol.ys[-1] - ref))))
             state = solver.init(term, 0.0, h, Y0, 1.0)
-            y1, err, *_ = solver.step(term, 0.0, h, Y0, 1.0, state, False)
+            y1, err, info, *_ = solver.step(term, 0.0, h, Y0, 1.0, state, False)
             local.append(float(jnp.max(jnp.abs(y1 - _reference(h)))))
             estimate.append(float(jnp.max(jnp.abs(err))))
-    for errors, order in ((glob, 4), (local, 5), (estimate, 4)):
+            interpolation = solver.interpolation_cls(t0=0.0, t1=h, **info)
+            inside = interpolation.evaluate(0.3 * h) - _reference(0.3 * h)
+            dense.append(float(jnp.max(jnp.abs(inside))))
+    for errors, order in ((glob, p), (local, p + 1), (estimate, p), (dense, p)):
         slopes = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
         assert np.all(np.abs(slopes - order) < 0.15), (order, slopes)
 
 
-def test_robertson_matches_kvaerno5_at_tight_tolerances():
+@pytest.mark.parametrize("method", [grn.Rodas4, grn.Rodas5P])
+def test_robertson_matches_kvaerno5_at_tight_tolerances(method):
     """The stiff Robertson problem (Hairer & Wanner II, sec. IV.10) over 1e5 time units at
     rtol 1e-8, atol 1e-12: every species within 1e-6 relative of Kvaerno5 at rtol 1e-10, or
     1e-11 absolute (ten local atol over the ~550 steps: y2 is ~1e-6 to 1e-8)."""
@@ -60,8 +72,8 @@ def test_robertson_matches_kvaerno5_at_tight_tolerances():
         c = 3e7 * y[1] ** 2
         return jnp.stack([-a + b, a - b - c, c])
 
-    ts = jnp.array([1.0, 10.0, 1e3, 1e5])
     with jax.enable_x64(True):
+        ts = jnp.array([1.0, 10.0, 1e3, 1e5])  # float64: the times too
 
         def solve(method, rtol, atol):
             return diffrax.diffeqsolve(
@@ -76,24 +88,25 @@ def test_robertson_matches_kvaerno5_at_tight_tolerances():
                 max_steps=100_000,
             )
 
-        ours = solve(grn.Rodas4(), 1e-8, 1e-12)
+        ours = solve(method(), 1e-8, 1e-12)
         ref = solve(diffrax.Kvaerno5(), 1e-10, 1e-14)
     assert ours.result == diffrax.RESULTS.successful
     np.testing.assert_allclose(ours.ys, ref.ys, rtol=1e-6, atol=1e-11)
 
 
+@pytest.mark.parametrize("method", [grn.Rodas4, grn.Rodas5P])
 @pytest.mark.parametrize("adjoint", ["checkpoint", "forward"])
-def test_derivative_matches_finite_differences(adjoint):
-    """d y(2) / dk through adaptive Rodas4 steps (rtol 1e-10), both adjoints, against central
-    differences of the solution (h = 1e-5: truncation ~1e-10, solver error / h ~1e-5 of
-    the slope)."""
+def test_derivative_matches_finite_differences(adjoint, method):
+    """d (y(1) + y(2)) / dk through adaptive steps (rtol 1e-10; y(1) from the dense output),
+    both adjoints, against central differences of the solution (h = 1e-5: truncation ~1e-10,
+    solver error / h ~1e-5 of the slope)."""
     adj = diffrax.RecursiveCheckpointAdjoint() if adjoint == "checkpoint" else diffrax.ForwardMode()
     ts = np.array([0.0, 1.0, 2.0])
 
     def solve(k):
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(_field),
-            grn.Rodas4(),
+            method(),
             0.0,
             2.0,
             None,
@@ -104,7 +117,7 @@ def test_derivative_matches_finite_differences(adjoint):
             adjoint=adj,
             max_steps=10_000,
         )
-        return jnp.sum(sol.ys[-1])
+        return jnp.sum(sol.ys[1:])
 
     with jax.enable_x64(True):
         k = jnp.asarray(1.3)
@@ -115,18 +128,24 @@ def test_derivative_matches_finite_differences(adjoint):
     assert float(derivative) == pytest.approx(float(fd), rel=1e-5)
 
 
-def test_a_step_of_length_zero_returns_its_start_with_finite_derivatives():
-    """t0 == t1 (diffrax may take such a step): y1 = y0, no error, and a finite derivative;
-    1/h in the stages gave NaN reverse-mode gradients on Schwen_PONE2014."""
+@pytest.mark.parametrize("method", [grn.Rodas4, grn.Rodas5P])
+def test_a_step_of_length_zero_returns_its_start_with_finite_derivatives(method):
+    """t0 == t1 (diffrax may take such a step): y1 = y0, no error, a dense output equal to y0,
+    and finite derivatives; 1/h in the stages gave NaN reverse-mode gradients on
+    Schwen_PONE2014."""
     with jax.enable_x64(True):
-        solver, term = grn.Rodas4(), diffrax.ODETerm(_field)
+        solver, term = method(), diffrax.ODETerm(_field)
         state = solver.init(term, 1.0, 1.0, Y0, 1.3)
-        y1, error, *_ = solver.step(term, 1.0, 1.0, Y0, 1.3, state, False)
+        y1, error, info, *_ = solver.step(term, 1.0, 1.0, Y0, 1.3, state, False)
+        inside = solver.interpolation_cls(t0=1.0, t1=1.0, **info).evaluate(1.0)
 
         def moved(k):
-            return jnp.sum(solver.step(term, 1.0, 1.0, Y0, k, state, False)[0])
+            y1, _, info, *_ = solver.step(term, 1.0, 1.0, Y0, k, state, False)
+            inside = solver.interpolation_cls(t0=1.0, t1=1.0, **info).evaluate(1.0)
+            return jnp.sum(y1) + jnp.sum(inside)
 
         grad = jax.grad(moved)(1.3)
     np.testing.assert_array_equal(np.asarray(y1), Y0)
+    np.testing.assert_array_equal(np.asarray(inside), Y0)
     np.testing.assert_array_equal(np.asarray(error), 0.0)
     assert float(grad) == 0.0
