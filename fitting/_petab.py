@@ -382,7 +382,7 @@ class PetabProblem(Problem):
         keys = jax.random.split(key, n)
         steady, ok = jnp.ones((n,), bool), jnp.ones((n,), bool)
         if sims["pre"] is not None:
-            pre = sims["pre"]
+            pre, pre_of = sims["pre"], sims["pre_of"]
             t_end = self.steady_state_time
             halvings = 2.0 ** -jnp.arange(_PRE_HALVINGS, -1, -1)  # t_end 2^-k, k = 20 .. 0
             times = (jnp.concatenate([jnp.zeros((1,)), halvings]) * t_end).astype(ts.dtype)
@@ -391,18 +391,20 @@ class PetabProblem(Problem):
                 self.network.ode and self.network.ode.events
             ):
                 pre_solver = eqx.tree_at(lambda s: s.steady_state, pre_solver, True)
+            pre_keys = jax.random.split(jax.random.fold_in(key, 1), pre.shape[0])
             ys, succeeded = jax.vmap(lambda p, x, k: run(p, x, times, k, pre_solver))(
-                take(params, pre), take(x0, pre), keys
+                take(params, pre), take(x0, pre), pre_keys
             )
             # the last pair of finite outputs: t_end and t_end / 2 unless the solve failed late
             # in the approach (a stiff method's huge steps at steady state), then an earlier pair
             finite = jnp.all(jnp.isfinite(ys), axis=-1)
             last = jnp.maximum(times.shape[0] - 1 - jnp.argmax(finite[:, ::-1], axis=1), 1)
-            rows = jnp.arange(n)
+            rows = jnp.arange(pre.shape[0])
             end, mid = ys[rows, last], ys[rows, last - 1]
             tol = self.steady_state_tol
-            with_pre = sims["pre_mask"]
             converged = jnp.all(jnp.abs(end - mid) <= tol * (1.0 + jnp.abs(end)), axis=-1)
+            end, converged, succeeded = end[pre_of], converged[pre_of], succeeded[pre_of]
+            with_pre = sims["pre_mask"]
             steady = converged | ~with_pre
             ok = succeeded | converged | ~with_pre
             reset = c["x_set"][sims["sim"]]  # species the simulation condition re-initialises
@@ -941,7 +943,8 @@ def load_petab(
 
     pairs = sorted({(r[1], r[2]) for r in records}, key=lambda p: (p[0] or "", p[1]))
     pair_index = {p: i for i, p in enumerate(pairs)}
-    has_pre = any(p[0] is not None for p in pairs)
+    pre_ids = sorted({p[0] for p in pairs if p[0] is not None})
+    has_pre = bool(pre_ids)
     if has_pre and solver.stochastic:
         raise PetabError(
             f"{_where(files['measurement_files'][0], column='preequilibrationConditionId')}: "
@@ -1006,11 +1009,11 @@ def load_petab(
         },
         simulations={
             "sim": jnp.asarray([cond_ids.index(p[1]) for p in pairs], jnp.int32),
-            "pre": (
-                jnp.asarray([cond_ids.index(p[0] or p[1]) for p in pairs], jnp.int32)
-                if has_pre
-                else None
-            ),
+            # each distinct pre-equilibration condition is run once (AMICI caches them too)
+            "pre": jnp.asarray([cond_ids.index(c) for c in pre_ids], jnp.int32)
+            if has_pre
+            else None,
+            "pre_of": jnp.asarray([pre_ids.index(p[0]) if p[0] else 0 for p in pairs], jnp.int32),
             "pre_mask": jnp.asarray([p[0] is not None for p in pairs]),
         },
         measurements={k: jnp.asarray(v) for k, v in measurements.items()},
@@ -1041,7 +1044,8 @@ def log_likelihood(problem: Problem, values=None) -> float:
     steady = np.asarray(steady)
     if not np.all(steady):
         pairs = np.flatnonzero(~steady)
-        pre = [problem.condition_ids[int(problem.simulations["pre"][i])] for i in pairs]
+        sims = problem.simulations
+        pre = [problem.condition_ids[int(sims["pre"][sims["pre_of"][i]])] for i in pairs]
         raise ValueError(
             f"pre-equilibration of condition(s) {sorted(set(pre))} did not reach a steady state "
             f"by t = {float(problem.steady_state_time)} (relative change over its second half "

@@ -263,7 +263,9 @@ SBML = """<?xml version="1.0" encoding="UTF-8"?>
 </sbml>
 """
 TABLES = {
-    "conditions.tsv": "conditionId\tk1\tB\npre\t1\tNaN\nsim\t3\tNaN\nfresh\tk1_fresh\t1\n",
+    "conditions.tsv": (
+        "conditionId\tk1\tB\npre\t1\tNaN\nsim\t3\tNaN\nfresh\tk1_fresh\t1\npre2\t2\tNaN\n"
+    ),
     "observables.tsv": (
         "observableId\tobservableFormula\tnoiseFormula\tobservableTransformation"
         "\tnoiseDistribution\n"
@@ -277,6 +279,7 @@ TABLES = {
         "obsA\tpre\tsim\t0\t7.0\tscale\t0.2\n"
         "obsA\tpre\tsim\t0.3\t5.0\t2\tsd_A\n"
         "obsB\tpre\tsim\t0.3\t5.5\toffset\t3\n"
+        "obsA\tpre2\tsim\t0.3\t4.0\t2\tsd_A\n"
         "ratio\t\tfresh\t0.5\t0.4\t\t\n"
         "obsB\t\tfresh\t1.0\t2.0\t0.5\tsd_A\n"
     ),
@@ -308,6 +311,7 @@ def _isomerisation_llh(k2, k1_fresh, scale, offset, sd_a):
 
     a_pre = relax(10.0, 10.0, 1.0, np.inf)  # steady state of "pre" (k1 = 1), B = 10 - A
     a = {t: relax(a_pre, 10.0, 3.0, t) for t in (0.0, 0.3)}  # "sim": k1 = 3, from the steady state
+    a_pre2 = relax(10.0, 10.0, 2.0, np.inf)  # a second pre-equilibration condition, k1 = 2
     fresh = {t: relax(10.0, 11.0, k1_fresh, t) for t in (0.5, 1.0)}  # A0 = a0 = 10, B0 = 1
 
     def laplace_log10(m, y, s):
@@ -320,6 +324,7 @@ def _isomerisation_llh(k2, k1_fresh, scale, offset, sd_a):
         laplace_log10(7.0, scale * a[0.0], 0.2)
         + laplace_log10(5.0, 2 * a[0.3], sd_a)
         + normal(5.5, 10.0 - a[0.3] + offset, 0.1 * 3)
+        + laplace_log10(4.0, 2 * relax(a_pre2, 10.0, 3.0, 0.3), sd_a)
         + normal(math.log(0.4), math.log(fresh[0.5] / 11.0), 0.05, jac=math.log(0.4))
         + normal(2.0, 11.0 - fresh[1.0] + 0.5, 0.1 * sd_a)
     )
@@ -339,7 +344,8 @@ def isomerisation(tmp_path_factory):
 
 
 def test_exact_problem_llh_and_prior(isomerisation):
-    """Pre-equilibration, species and parameter overrides by number and by id, per-row
+    """Pre-equilibration (two conditions, each followed by the same simulation condition; a
+    simulation without), species and parameter overrides by number and by id, per-row
     observable/noise parameters, Laplace/log10, normal/log and normal/lin noise, concentrations in
     a compartment of size 2 and an initial assignment, against the closed form."""
     values = {"k2": 0.8, "k1_fresh": 1.3, "scale": 1.7, "offset": -0.4, "sd_A": 0.25}
@@ -358,9 +364,12 @@ def test_exact_problem_llh_and_prior(isomerisation):
 
 
 def test_unconverged_preequilibration_raises(isomerisation):
-    """Pre-equilibration cut at t = 0.1 (the relaxation rate is 1 + k2 = 3): not steady."""
+    """Pre-equilibration cut at t = 0.1 (relaxation rates k1 + k2 = 3 and 4): neither of the two
+    conditions is steady, and both are named."""
     with jax.enable_x64(True):
         t_end = jnp.asarray(0.1, isomerisation.steady_state_time.dtype)  # a leaf: no recompile
         short = eqx.tree_at(lambda p: p.steady_state_time, isomerisation, t_end)
-        with pytest.raises(ValueError, match=r"pre-equilibration of condition\(s\) \['pre'\]"):
+        with pytest.raises(
+            ValueError, match=r"pre-equilibration of condition\(s\) \['pre', 'pre2'\]"
+        ):
             fitting.log_likelihood(short)
