@@ -139,10 +139,12 @@ class _State(eqx.Module):
 
 GRADIENT_MODES = ("reverse", "forward")
 
-FORWARD_MAX_FREE = 40
+FORWARD_MAX_FREE = 14
 """``gradient="auto"`` takes forward mode up to this many free parameters: on the seven PEtab
-benchmark problems (9-36 free) a forward-mode gradient cost 0.4-1.09x a reverse-mode one
-(benchmarks/README.md, "PEtab: cost of one log-likelihood and its gradient")."""
+benchmark problems with the default `grn.Rodas5P`, a forward-mode gradient cost 0.67x a
+reverse-mode one at 9 free parameters (Boehm) and 1.05-6.6x at 19-36 (the six others;
+benchmarks/README.md, "PEtab: cost of one log-likelihood and its gradient"); the threshold
+lies between the two."""
 
 
 def resolve_gradient(problem: Problem, gradient: str) -> str:

@@ -193,7 +193,7 @@ def _run(args, settings) -> int:
         steps=settings["steps"],
         optimizer=optimizer,
         patience=50 if name == "adam" else None,
-        gradient="auto",  # forward mode for the CLE and for up to 40 free parameters
+        gradient="auto",  # forward mode for the CLE and for up to 14 free parameters
         progress=not args.quiet,
         checkpoint=checkpoint,
         resume=args.resume,
