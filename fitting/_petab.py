@@ -590,7 +590,7 @@ def default_petab_solver() -> grn.ODE:
     Rosenbrock method `grn.Rodas5P` (Steinebach 2023), rtol 1e-6, atol 1e-8.
 
     It reproduces the seven shared problems' references (every llh within 4e-4 of AMICI's) at
-    1.15-1.9x less cost per llh than `grn.Rodas4` (one core: Elowitz 3.9 ms against 5.9,
+    1.2-2.1x less cost per llh than `grn.Rodas4` (one core: Elowitz 3.9 ms against 6.0,
     Fujita 2.2 against 4.2) and far less than diffrax's ESDIRK Kvaerno3 (Fujita 43 ms): a step
     inverts ``I / (h gamma) - J`` once and has no Newton iterations, and order 5 takes fewer
     steps at this tolerance."""
