@@ -123,7 +123,8 @@ def test_fit_rejects_other_optimizers():
 # sd 0.1. At k = 100 the implicit method's Newton iterations overshoot to X < 0 (X^1.5 is NaN
 # there): the step is rejected and the simulation succeeds. Forward-mode derivatives go through
 # (the vector field's tangents are zero where its value is NaN: grn._solvers._ode_events
-# .DefinedField); the reverse-mode derivative still meets the NaN and raises.
+# .DefinedField); Kvaerno3's reverse-mode derivative still meets the NaN and raises (a Rosenbrock
+# method's does not: its rejected steps have zero derivative, tests/test_rosenbrock.py).
 POWER_SBML = """<?xml version="1.0" encoding="UTF-8"?>
 <sbml xmlns="http://www.sbml.org/sbml/level3/version1/core" level="3" version="1">
   <model id="power_decay">

@@ -149,3 +149,49 @@ def test_a_step_of_length_zero_returns_its_start_with_finite_derivatives(method)
     np.testing.assert_array_equal(np.asarray(inside), Y0)
     np.testing.assert_array_equal(np.asarray(error), 0.0)
     assert float(grad) == 0.0
+
+
+def _power_decay(t, y, k):
+    """dy/dt = -k y^1.5: NaN where a stage overshoots to y < 0."""
+    return -k * y**1.5
+
+
+@pytest.mark.parametrize("method", [grn.Rodas4, grn.Rodas5P])
+def test_reverse_derivative_through_steps_rejected_at_nan_stages(method):
+    """y' = -k y^1.5, y(0) = 10, k = 100: some steps' stages overshoot to y < 0 (NaN) and
+    are rejected. d/dk of sum y(ts) by reverse mode equals forward mode and the closed form
+    y = (y0^-1/2 + k t / 2)^-2 (to the solver's accuracy at rtol 1e-6). Precondition: the
+    unguarded step's reverse-mode derivative is NaN here (0 * NaN in the rejected steps)."""
+
+    class Unguarded(method):
+        def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+            return self._step(terms, t0, t1, y0, args, solver_state, made_jump)
+
+    ts = np.array([0.5, 1.0, 2.0])
+
+    def solve(k, solver, adjoint):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(_power_decay),
+            solver,
+            0.0,
+            2.0,
+            None,
+            jnp.asarray(10.0),
+            args=k,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-8),
+            adjoint=adjoint,
+            max_steps=10_000,
+        )
+        return jnp.sum(sol.ys), sol.stats["num_rejected_steps"]
+
+    with jax.enable_x64(True):
+        k = jnp.asarray(100.0)
+        checkpoint, forward = diffrax.RecursiveCheckpointAdjoint(), diffrax.ForwardMode()
+        reverse, rejected = jax.grad(solve, has_aux=True)(k, method(), checkpoint)
+        tangent = jax.jacfwd(lambda k: solve(k, method(), forward)[0])(k)
+        unguarded, _ = jax.grad(solve, has_aux=True)(k, Unguarded(), checkpoint)
+        exact = jnp.sum(-ts * (10**-0.5 + k * ts / 2) ** -3)
+    assert int(rejected) > 0 and np.isnan(float(unguarded))
+    assert float(reverse) == pytest.approx(float(tangent), rel=1e-10)
+    assert float(reverse) == pytest.approx(float(exact), rel=1e-5)

@@ -256,10 +256,13 @@ class AbstractRosenbrock(diffrax.AbstractAdaptiveSolver):
         return terms.vf(t0, y0, args)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        return _step_finite_derivative(self, terms, t0, t1, y0, args, solver_state, made_jump)
+
+    def _step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         tab = self.tableau
         f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: solver_state)
         # diffrax may take a step of length 0 (y1 = y0): 1 / h would put inf into the stages,
-        # and NaN into every reverse-mode derivative through them
+        # and NaN into every reverse-mode derivative through them; its stages are all (t0, y0)
         empty = t1 == t0
         h = jnp.where(empty, jnp.ones_like(t1 - t0), t1 - t0)
         flat0, unravel = ravel_pytree(y0)
@@ -281,8 +284,8 @@ class AbstractRosenbrock(diffrax.AbstractAdaptiveSolver):
             if i == 0:
                 fi = ravel_pytree(f0)[0]
             else:
-                yi = flat0 + sum(a * k for a, k in zip(tab.a[i], ks))
-                fi = f(t0 + tab.alpha[i] * h, yi)
+                yi = flat0 + jnp.where(empty, 0.0, sum(a * k for a, k in zip(tab.a[i], ks)))
+                fi = f(t0 + jnp.where(empty, 0.0, tab.alpha[i] * h), yi)
             rhs = fi + (tab.d[i] * h) * dfdt + sum((c / h) * k for c, k in zip(tab.c[i], ks))
             ks.append(inverse @ rhs)
 
@@ -300,6 +303,41 @@ class AbstractRosenbrock(diffrax.AbstractAdaptiveSolver):
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
+
+
+@eqx.filter_custom_jvp
+def _step_finite_derivative(solver, terms, t0, t1, y0, args, solver_state, made_jump):
+    return solver._step(terms, t0, t1, y0, args, solver_state, made_jump)
+
+
+@_step_finite_derivative.def_jvp
+def _step_finite_derivative_jvp(primals, tangents):
+    """A step whose solution or error estimate is not finite (a stage left the field's domain:
+    a negative amount under a fractional power) is rejected, and its derivative is zero: it is
+    taken at the zero-length step from the same start, whose stages are all the (finite) start.
+
+    Masking the derivative of the step itself would not do in reverse mode: the transpose
+    multiplies the zero cotangent by the NaN partial derivatives inside the step, 0 * NaN =
+    NaN, and every parameter's gradient became NaN. Costs one more evaluation of the step in
+    differentiated code only."""
+    solver, terms, t0, t1, y0, args, solver_state, made_jump = primals
+    out = solver._step(terms, t0, t1, y0, args, solver_state, made_jump)
+    finite = [jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves((out[0], out[1]))]
+    bad = ~jnp.all(jnp.stack(finite))
+    safe = (solver, terms, t0, jnp.where(bad, t0, t1), y0, args, solver_state, made_jump)
+    tangents = jax.tree.map(
+        lambda x, t: jnp.zeros_like(x) if t is None and eqx.is_inexact_array(x) else t,
+        safe,
+        tangents,
+        is_leaf=lambda t: t is None,
+    )
+    _, t_out = eqx.filter_jvp(lambda s, *a: s._step(*a), safe, tangents)
+    zeroed = jax.tree.map(
+        lambda t: None if t is None else jnp.where(bad, jnp.zeros_like(t), t),
+        t_out,
+        is_leaf=lambda t: t is None,
+    )
+    return out, zeroed
 
 
 class Rodas4(AbstractRosenbrock):
