@@ -6,6 +6,7 @@ from typing import Any
 
 import diffrax
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import optimistix as optx
@@ -271,3 +272,27 @@ def test_an_adam_step_into_a_failing_region_is_halved_back(tmp_path):
     assert np.isfinite(history[0]) and np.isinf(history[1]) and np.isfinite(history[2])
     assert result.failed is not None and not result.failed[0]
     assert result.loss < history[2] < history[0]
+
+
+def test_reverse_mode_slope_for_optimistix():
+    """`_jvp_by_grad`: the slope is the reverse-mode gradient times the tangent where the loss
+    is finite (a NaN gradient stays NaN, never zeroed into a wrong direction), and zero where
+    the loss is not finite (a failed simulation: no backward pass; the point is rejected)."""
+
+    def loss(z):
+        return jnp.where(z["a"] >= 0, jnp.sqrt(z["a"]) + z["b"] ** 2, jnp.inf)
+
+    def nan_gradient(z):  # 0 * NaN through the branch not taken
+        return jnp.where(z["a"] > 10, jnp.sqrt(z["a"] - 10), z["b"] ** 2)
+
+    tangent = {"a": jnp.asarray(1.0), "b": jnp.asarray(2.0)}
+
+    def jvp(fn, a):
+        point = {"a": jnp.asarray(a), "b": jnp.asarray(3.0)}
+        value, slope = jax.jvp(_fit._jvp_by_grad(fn), (point,), (tangent,))
+        return float(value), float(slope)
+
+    assert jvp(loss, 4.0) == (11.0, 0.25 + 12.0)
+    assert jvp(loss, -1.0) == (np.inf, 0.0)
+    value, slope = jvp(nan_gradient, 4.0)
+    assert value == 9.0 and np.isnan(slope)
