@@ -3,22 +3,24 @@
 For each problem (``tests/data/petab``; a problem the SBML importer cannot read yet is recorded
 with its error) and each method, ``--starts`` starts are drawn log-uniformly within the PEtab
 bounds (uniformly on each parameter's PEtab scale; seed ``--seed``, the same starts for every
-method) and fitted together (vmapped) by `fitting.fit` in float64 with the default PEtab solver:
+method) and fitted together by `fitting.fit` (one compiled step takes every start, one after
+another) in float64 with the default PEtab solver:
 
 - ``lm``: ``optx.LevenbergMarquardt`` on the residuals (Jacobian by forward mode);
 - ``bfgs``: ``optx.BFGS`` on the negative log-likelihood;
 - ``adam``: `fitting.default_optimizer` (Adam, learning rate 0.05 on the PEtab scale);
 
-gradients by ``gradient="auto"`` as ``grn fit`` takes them (forward mode for these 9-21 free
-parameters); and the peer, ``trf``: scipy's trust-region reflective least squares (`run_trf`).
+gradients by ``--gradient`` (default ``"auto"``, as ``grn fit`` takes them: forward mode for
+Boehm's 9 free parameters, reverse mode for Elowitz's 21 and Fujita's 19); and the peer,
+``trf``: scipy's trust-region reflective least squares (`run_trf`).
 
-A start *converges* when its final llh is within 0.5 of the reference llh (tests/data/petab
-README) or above it. Each fit runs in chunks of ``--chunk`` steps (checkpoint + resume) until the
-method stops all starts, ``--steps`` are done or ``--budget`` seconds have passed; the wall time
-per start is (wall time of the fit after compilation) / starts, since starts run vmapped; the
-CPU time per start likewise (this process's CPU time, all threads, after compilation).
-Compilation is timed apart (the first chunk of one step). A start whose step raises (a
-simulation failing inside the derivative at extreme parameters) stops as failed (`fitting.fit`).
+A start *converges* when its final llh is within 0.5 of the reference llh (tests/data/petab README)
+or above it. Each fit runs in chunks of ``--chunk`` steps (checkpoint + resume) until the method
+stops all starts, ``--steps`` are done or ``--budget`` seconds have passed; the wall time per start
+is (wall time of the fit after compilation) / starts; the CPU time per start likewise (this
+process's CPU time, all threads, after compilation). Compilation is timed apart (the first chunk of
+one step). A start whose step raises (a simulation failing inside the derivative at extreme
+parameters) stops as failed (`fitting.fit`).
 Results go to ``benchmarks/results/petab_fit.json`` with the machine info.
 
 Usage: ``python benchmarks/petab_fit.py [--problems Elowitz_Nature2000 ...] [--starts 20]``.
@@ -152,7 +154,9 @@ def run_trf(problem, starts: dict, max_nfev: int, budget: float) -> dict:
     }
 
 
-def run(problem, method: str, starts: dict, steps: int, chunk: int, budget: float) -> dict:
+def run(
+    problem, method: str, starts: dict, steps: int, chunk: int, budget: float, gradient: str
+) -> dict:
     if method == "trf":
         return run_trf(problem, starts, 1000, budget)
     opt = optimizer(method)
@@ -160,7 +164,7 @@ def run(problem, method: str, starts: dict, steps: int, chunk: int, budget: floa
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "fit.npz"
         kwargs: dict[str, Any] = dict(
-            starts=starts, optimizer=opt, progress=False, checkpoint=ckpt, gradient="auto"
+            starts=starts, optimizer=opt, progress=False, checkpoint=ckpt, gradient=gradient
         )
         t0 = time.perf_counter()
         fitting.fit(problem, steps=1, **kwargs)
@@ -194,6 +198,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--chunk", type=int, default=10)
     parser.add_argument("--budget", type=float, default=1800.0, help="seconds per method")
+    parser.add_argument("--gradient", default="auto", choices=["auto", "forward", "reverse"])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "petab_fit.json"))
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
@@ -216,7 +221,9 @@ def main(argv=None) -> int:
         out["problems"][name] = entry
         for method in args.methods:
             try:
-                res = run(problem, method, starts, args.steps, args.chunk, args.budget)
+                res = run(
+                    problem, method, starts, args.steps, args.chunk, args.budget, args.gradient
+                )
             except Exception as err:  # recorded, and the other methods still run
                 entry["methods"][method] = {"error": f"{type(err).__name__}: {err}"[:2000]}
                 print(f"  {method}: failed: {type(err).__name__}: {str(err)[:300]}", flush=True)
